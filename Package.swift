@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Interpose",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "interpose-init", targets: ["interpose-init"]),
+        .executable(name: "interpose-netcheck", targets: ["interpose-netcheck"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Plain C shim: the only place that includes <linux/netfilter*.h> (see docs/architecture.md).
+        .target(name: "CInterposeLinux"),
+        // The only module that makes syscalls or runs external commands.
+        .target(name: "InterposeKernel", dependencies: ["CInterposeLinux"]),
+        // Pure capture planning: options -> ruleset, cleanup plan, verify diff. No I/O.
+        .target(name: "InterposeCapture"),
+        // apply / cleanup / verify / probe: runs a capture plan through InterposeKernel.
+        .target(
+            name: "InterposeCaptureRuntime",
+            dependencies: [
+                "InterposeCapture", "InterposeKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "interpose-init",
+            dependencies: [
+                "InterposeCaptureRuntime", "InterposeCapture", "InterposeKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "interpose-netcheck",
+            dependencies: [
+                "InterposeKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "InterposeCaptureTests",
+            dependencies: ["InterposeCapture", "InterposeCaptureRuntime", "InterposeKernel"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["InterposeKernel", "InterposeCapture"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
