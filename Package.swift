@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(
             name: "InterposeCaptureTests",
             dependencies: ["InterposeCapture", "InterposeCaptureRuntime", "InterposeKernel"],
-            resources: [.copy("Golden")]
+            exclude: ["Golden"]
         ),
         .testTarget(
             name: "IntegrationTests",

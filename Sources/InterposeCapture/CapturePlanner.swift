@@ -164,9 +164,10 @@ public struct CapturePlanner: Sendable {
         // MARK: flow queue
         var xtables: [XtablesRule] = []
         if let q = o.queue {
-            let queueExpr = "queue num \(q) " + (q.isSingle ? "" : "fanout,") + (o.queueBypass ? "bypass" : "")
+            let queueFlags = (q.isSingle ? [] : ["fanout"]) + (o.queueBypass ? ["bypass"] : [])
+            let queueExpr = "queue num \(q)" + (queueFlags.isEmpty ? "" : " " + queueFlags.joined(separator: ","))
             let tag = "meta mark set meta mark & \(FlowMark.hex(~FlowMark.mask)) | \(FlowMark.hex(FlowMark.queued))"
-            let gateAction = facts.nativeNftQueue ? "\(tag) \(queueExpr.trimmingSpaces())" : tag
+            let gateAction = facts.nativeNftQueue ? "\(tag) \(queueExpr)" : tag
             let gateComment = facts.nativeNftQueue ? "first SYN of a captured flow goes to NFQUEUE \(q)" : "first SYN of a captured flow is tagged for the xtables NFQUEUE \(q) rule"
             let firstSYN: [NftRule] = [
                 NftRule("meta l4proto != tcp", "return", "only TCP flows are queued"),
