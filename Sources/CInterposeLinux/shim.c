@@ -1,6 +1,10 @@
+#define _GNU_SOURCE
 #include "CInterposeLinux.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -26,4 +30,12 @@ int cinterpose_set_transparent(int fd, int family) {
         return setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
     }
     return setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+}
+
+int cinterpose_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int cinterpose_spawn_closefrom(void *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
 }

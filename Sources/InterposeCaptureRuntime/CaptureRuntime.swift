@@ -80,9 +80,14 @@ public struct CaptureRuntime: Sendable {
         let owned = freshOwned(options, facts: facts, live: before)
         let plan = CapturePlanner(options: options, facts: facts, owned: owned).plan()
 
-        let r = runner.run(["nft", "-f", "-"], input: plan.table.script)
-        guard r.succeeded else {
-            throw CaptureError("nft rejected the ruleset; nothing was changed:\n\(r.message)")
+        // An unchanged table is left alone, so a second apply keeps its counters and its place.
+        let unchanged = before.tableExists && before.owned.map(\.encoded) == plan.table.comment
+            && (try? tableDifferences(plan).isEmpty) == true
+        if !unchanged {
+            let r = runner.run(["nft", "-f", "-"], input: plan.table.script)
+            guard r.succeeded else {
+                throw CaptureError("nft rejected the ruleset; nothing was changed:\n\(r.message)")
+            }
         }
         do {
             try applySidePieces(plan, before: before, owned: owned)
@@ -183,14 +188,33 @@ public struct CaptureRuntime: Sendable {
 
     // MARK: - verify
 
+    /// Differences between the live table (`nft -j list table`) and the plan's. The expected table is loaded
+    /// into a throwaway network namespace and listed by the same nft, so both sides are in nft's canonical
+    /// form; the readable diff uses `nft -s list table` text from both.
+    func tableDifferences(_ plan: CapturePlan) throws -> [String] {
+        let liveJSON = runner.run(["nft", "-j", "list", "table", NftTable.family, NftTable.name])
+        guard liveJSON.succeeded else {
+            return ["- table \(NftTable.family) \(NftTable.name) (missing: run 'interpose-init apply')"]
+        }
+        let scratch = "nft -f /dev/stdin && nft -j list table \(NftTable.family) \(NftTable.name) && echo '@@interpose@@' && nft -s list table \(NftTable.family) \(NftTable.name)"
+        let expected = runner.run(["unshare", "--net", "--", "sh", "-c", scratch], input: plan.table.definition)
+        guard expected.succeeded else {
+            throw CaptureError("could not build the expected table in a scratch network namespace: \(expected.message)")
+        }
+        let parts = expected.stdout.components(separatedBy: "@@interpose@@\n")
+        guard NftJSON.canonical(parts[0]) != NftJSON.canonical(liveJSON.stdout) else { return [] }
+        let liveText = runner.run(["nft", "-s", "list", "table", NftTable.family, NftTable.name]).stdout
+        let expectedText = parts.count > 1 ? parts[1] : ""
+        let d = LineDiff.diff(expected: NftJSON.comparableLines(expectedText), actual: NftJSON.comparableLines(liveText))
+        return d.isEmpty ? ["~ the table differs in a way its text does not show (compare 'nft -j list table inet interpose')"] : d
+    }
+
     public struct VerifyResult: Sendable {
         public var differences: [String]
         public var matches: Bool { differences.isEmpty }
     }
 
-    /// Compares the live table (`nft -j list table`) with what the options generate. The expected table is
-    /// loaded into a throwaway network namespace and listed by the same nft, so both sides are in nft's own
-    /// canonical form; the readable diff uses `nft -s list table` text from both.
+    /// Compares the live table, the xtables queue rules, TPROXY routing and ::6 with what the options generate.
     public func verify(_ options: CaptureOptions) throws -> VerifyResult {
         if runner.which("nft") == nil { throw CaptureError.missingTool("nft", package: "nftables", why: "capture rules are nft rules") }
         try requirePrivileges()
@@ -201,24 +225,7 @@ public struct CaptureRuntime: Sendable {
         let plan = CapturePlanner(options: options, facts: facts, owned: owned).plan()
         var diffs: [String] = []
 
-        let liveJSON = runner.run(["nft", "-j", "list", "table", NftTable.family, NftTable.name])
-        if !liveJSON.succeeded {
-            diffs.append("- table \(NftTable.family) \(NftTable.name) (missing: run 'interpose-init apply')")
-        } else {
-            let scratch = "nft -f /dev/stdin && nft -j list table \(NftTable.family) \(NftTable.name) && echo '@@interpose@@' && nft -s list table \(NftTable.family) \(NftTable.name)"
-            let expected = runner.run(["unshare", "--net", "--", "sh", "-c", scratch], input: plan.table.definition)
-            guard expected.succeeded else {
-                throw CaptureError("could not build the expected table in a scratch network namespace: \(expected.message)")
-            }
-            let parts = expected.stdout.components(separatedBy: "@@interpose@@\n")
-            let expectedJSON = parts.first ?? ""
-            if NftJSON.canonical(expectedJSON) != NftJSON.canonical(liveJSON.stdout) {
-                let liveText = runner.run(["nft", "-s", "list", "table", NftTable.family, NftTable.name]).stdout
-                let expectedText = parts.count > 1 ? parts[1] : ""
-                let d = LineDiff.diff(expected: NftJSON.comparableLines(expectedText), actual: NftJSON.comparableLines(liveText))
-                diffs += d.isEmpty ? ["~ the table differs in a way its text does not show (compare 'nft -j list table inet interpose')"] : d
-            }
-        }
+        diffs += try tableDifferences(plan)
         for rule in plan.xtablesRules where !(live.xtablesRules[rule.family] ?? []).contains(rule.listed) {
             diffs.append("- \(rule.family.xtablesCommand) -t mangle \(rule.listed)")
         }

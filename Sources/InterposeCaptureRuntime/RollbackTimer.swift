@@ -18,14 +18,9 @@ public struct RollbackTimer: Sendable {
     public func arm(seconds: Int, captureArguments: [String]) throws {
         try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        p.arguments = [exe, "rollback-timer", "--after-seconds", "\(seconds)", "--marker", markerPath, "--"] + captureArguments
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        try "\(p.processIdentifier)\n".write(toFile: markerPath, atomically: true, encoding: .utf8)
+        let argv = [exe, "rollback-timer", "--after-seconds", "\(seconds)", "--marker", markerPath] + captureArguments
+        let pid = try Subprocess.spawn(path: exe, argv: argv, stdin: Subprocess.devNull, stdout: Subprocess.devNull, stderr: Subprocess.devNull)
+        try "\(pid)\n".write(toFile: markerPath, atomically: true, encoding: .utf8)
     }
 
     /// Cancels a pending rollback. Returns false when none was pending in this namespace.
@@ -38,6 +33,8 @@ public struct RollbackTimer: Sendable {
 
     /// The timer's body: wait, then clean up if nobody confirmed.
     public func waitThenRollBack(seconds: Int, marker: String, cleanup: () throws -> Void) rethrows {
+        // Its own session: closing the terminal that ran apply must not stop the timer.
+        _ = setsid()
         Thread.sleep(forTimeInterval: TimeInterval(seconds))
         guard FileManager.default.fileExists(atPath: marker) else { return }
         try? FileManager.default.removeItem(atPath: marker)

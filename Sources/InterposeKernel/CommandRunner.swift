@@ -32,7 +32,7 @@ extension CommandRunner {
     public func run(_ argv: [String]) -> CommandResult { run(argv, input: nil) }
 }
 
-/// The real runner: Foundation's Process with stdin/stdout/stderr pipes.
+/// The real runner: `Subprocess` (posix_spawn) with pipes for stdin, stdout and stderr.
 public struct ProcessCommandRunner: CommandRunner {
     public init() {}
 
@@ -50,33 +50,11 @@ public struct ProcessCommandRunner: CommandRunner {
         guard let first = argv.first, let exe = which(first) else {
             return CommandResult(status: 127, stderr: "\(argv.first ?? "?"): command not found")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = Array(argv.dropFirst())
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = input == nil ? FileHandle.nullDevice : inp
-        do { try p.run() } catch {
+        do {
+            let r = try Subprocess.run(path: exe, argv: argv, input: input)
+            return CommandResult(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: String(decoding: r.stderr, as: UTF8.self))
+        } catch {
             return CommandResult(status: 126, stderr: "\(first): \(error)")
         }
-        if let input {
-            inp.fileHandleForWriting.write(Data(input.utf8))
-            try? inp.fileHandleForWriting.close()
-        }
-        // Read both pipes before waiting so a large output cannot block the child.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errData = Data()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return CommandResult(status: p.terminationStatus,
-                             stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
     }
 }

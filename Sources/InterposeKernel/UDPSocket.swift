@@ -1,3 +1,4 @@
+import CInterposeLinux
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -15,4 +15,11 @@ int cinterpose_original_dst(int fd, int family, struct sockaddr_storage *out, so
 // rule can hand it connections addressed to other hosts. Needs CAP_NET_ADMIN.
 int cinterpose_set_transparent(int fd, int family);
 
+// glibc keeps these behind _GNU_SOURCE, which Swift's Glibc module does not define.
+// A pipe whose ends are close-on-exec, so no spawned child inherits them by accident.
+int cinterpose_pipe_cloexec(int fds[2]);
+// Makes a spawned child close every descriptor from `lowfd` up (after its dup2 actions).
+// `actions` is a posix_spawn_file_actions_t* (void* keeps <spawn.h> out of this header).
+int cinterpose_spawn_closefrom(void *actions, int lowfd);
+
 #endif
