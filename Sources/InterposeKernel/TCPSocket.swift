@@ -110,14 +110,7 @@ public final class TCPSocket: @unchecked Sendable {
             if n == 0 { break }
             data += buf[0..<n]
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: "\r\n")
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
+        while let last = data.last, last == 10 || last == 13 { data.removeLast() }
+        return String(decoding: data, as: UTF8.self)
     }
 }
