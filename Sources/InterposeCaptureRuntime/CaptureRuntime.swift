@@ -96,7 +96,9 @@ public struct CaptureRuntime: Sendable {
             throw CaptureError("\(error)\nthe previous ruleset was put back")
         }
         let after = sys.read(ipv6: facts.ipv6)
-        return ApplyResult(plan: plan, changed: after.tableText != before.tableText || after.xtablesRules != before.xtablesRules)
+        let sideChanged = after.xtablesRules != before.xtablesRules || after.loopbackV6Present != before.loopbackV6Present
+            || routes(of: after.owned, ipv6: facts.ipv6) != routes(of: before.owned, ipv6: facts.ipv6)
+        return ApplyResult(plan: plan, changed: !unchanged || sideChanged)
     }
 
     func applySidePieces(_ plan: CapturePlan, before: LiveCapture, owned: OwnedResources) throws {

@@ -267,3 +267,24 @@ struct CaptureEndToEndTests {
         }
     }
 }
+
+@Suite("Capture on a host without IPv6", .serialized, .enabled(if: Privileged.enabled, "needs root, ip, nft, iptables-nft"))
+struct CaptureWithoutIPv6Tests {
+    @Test func ipv6DisabledNamespaceGetsAnIPv4OnlyRuleset() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        try t.must(["ip", "netns", "exec", t.app, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+        let r = t.capture(["apply", "-x", "10.9.0.0/16,fd00:9::/32", "-m", "tproxy", "--queue", "1"])
+        #expect(r.succeeded, "\(r.stderr)")
+        #expect(r.stdout.contains("host has no IPv6"))
+        let table = t.run(t.app, ["nft", "list", "table", "inet", "interpose"]).stdout
+        #expect(!table.contains("ip6 "))
+        #expect(!t.run(t.app, ["nft", "list", "table", "ip6", "mangle"]).succeeded, "no ip6tables queue rules")
+        #expect(t.capture(["verify", "-x", "10.9.0.0/16,fd00:9::/32", "-m", "tproxy", "--queue", "1"]).succeeded)
+        try t.listen(in: t.app, name: "proxy", ports: [15001], transparent: false)
+        try t.listen(in: t.peer, name: "server", ports: [8080])
+        #expect(t.dial(from: t.app, uid: 1000, "\(t.peerV4):8080").answer?.original == "\(t.peerV4):8080")
+        #expect(t.capture(["cleanup"]).succeeded)
+        #expect(t.run(t.app, ["nft", "list", "ruleset"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+}
