@@ -21,7 +21,8 @@ public struct CaptureOptionParser: Sendable {
         if let t = raw[.inboundPort] { note(Self.port(t, .inboundPort)) { o.inboundPort = $0 } }
         if let t = raw[.dnsPort] { note(Self.port(t, .dnsPort)) { o.dnsPort = $0 } }
         if let t = raw[.proxyUID] { note(Self.ids(t, .proxyUID)) { o.proxyUIDs = $0 } }
-        if let t = raw[.proxyGID] { note(Self.ids(t, .proxyGID)) { o.proxyGIDs = $0 } }
+        // As in istio-iptables, the proxy gid defaults to the proxy uid.
+        if let t = raw[.proxyGID] { note(Self.ids(t, .proxyGID)) { o.proxyGIDs = $0 } } else { o.proxyGIDs = o.proxyUIDs }
         if let t = raw[.mode] { note(Self.mode(t)) { o.mode = $0 } }
         if let t = raw[.inboundPorts] { note(Self.selection(t, .inboundPorts, emptyMeans: .none)) { o.inboundPorts = $0 } }
         if let t = raw[.outboundPorts] { note(Self.selection(t, .outboundPorts, emptyMeans: .all)) { o.outboundPorts = $0 } }
@@ -162,9 +163,10 @@ public struct CaptureOptionParser: Sendable {
 
     /// `90`, `90s`, `5m`, `1h`, `1m30s`.
     static func duration(_ text: String) -> Result<Int, OptionError> {
-        let bad = OptionError(.rollbackAfter, "'\(text)' is not a duration", expected: "seconds or a duration like 90s, 5m, 1m30s, 1h")
+        let bad = OptionError(.rollbackAfter, "'\(text)' is not a duration of at most 24h", expected: "seconds or a duration like 90s, 5m, 1m30s, 1h")
         let t = text.trimmingSpaces()
-        if !t.isEmpty, t.allSatisfy(\.isASCIIDigit), let v = Int(t), v > 0 { return .success(v) }
+        if !t.isEmpty, t.allSatisfy(\.isASCIIDigit), t.count <= 6, let v = Int(t), v > 0, v <= 86_400 { return .success(v) }
+        if !t.isEmpty, t.allSatisfy(\.isASCIIDigit) { return .failure(bad) }
         var total = 0, digits = ""
         for c in t {
             if c.isASCIIDigit { digits.append(c); continue }

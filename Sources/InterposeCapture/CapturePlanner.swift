@@ -22,6 +22,9 @@ public struct CapturePlanner: Sendable {
     static let manglePriority = -150
     static let gatePriority = -160
     static let rawPriority = -300
+    /// After mangle (-150), where iptables-nft's NFQUEUE rule runs, so a queued SYN has its verdict
+    /// before TPROXY overwrites the mark with its own.
+    static let tproxyPriority = -140
     static let filterPriority = 0
 
     public func plan() -> CapturePlan {
@@ -37,17 +40,23 @@ public struct CapturePlanner: Sendable {
         // Ports never captured inbound: the proxy's own, the excluded ones, and sshd's in host mode.
         var inboundSkip = o.proxyOwnPorts + o.excludeInboundPorts
         if o.hostMode {
-            let ssh = o.sshPorts ?? facts.sshPorts
-            let sshPorts = ssh.isEmpty ? [PortRange(22)] : ssh
+            // Explicit --ssh-ports wins (empty: this host has no ssh); otherwise where sshd was found
+            // listening; otherwise port 22, said plainly (apply refuses that guess, render shows it).
+            let sshPorts = o.sshPorts ?? (facts.sshPorts.isEmpty ? [PortRange(22)] : facts.sshPorts)
             inboundSkip += sshPorts
-            notes.append("host mode: ssh ports \(normalizePorts(sshPorts).map(\.description).joined(separator: ",")) are never captured")
+            if sshPorts.isEmpty {
+                notes.append("host mode: no ssh ports (--ssh-ports '')")
+            } else {
+                let guessed = o.sshPorts == nil && facts.sshPorts.isEmpty ? " (assumed: no listening sshd was found)" : ""
+                notes.append("host mode: ssh ports \(normalizePorts(sshPorts).map(\.description).joined(separator: ",")) are never captured\(guessed)")
+            }
         }
-        let inboundSkipSet = sets.ports("inbound_skip_ports", normalizePorts(inboundSkip))
+        let inboundSkipSet = o.capturesInbound ? sets.ports("inbound_skip_ports", normalizePorts(inboundSkip)) : nil
         var inboundOnlySet: String? = nil
         if case .only(let ports) = o.inboundPorts { inboundOnlySet = sets.ports("inbound_ports", ports) }
         let outboundSkipSet = sets.ports("outbound_skip_ports", o.excludeOutboundPorts)
-        var outboundOnlyPortsSet: String? = nil
-        if case .only(let ports) = o.outboundPorts { outboundOnlyPortsSet = sets.ports("outbound_ports", ports) }
+        var outboundIncludePortsSet: String? = nil
+        if case .only(let ports) = o.outboundPorts { outboundIncludePortsSet = sets.ports("outbound_ports", ports) }
         let skipV4 = sets.addresses("outbound_skip_v4", o.excludeOutboundCIDRs, .v4)
         let skipV6 = sets.addresses("outbound_skip_v6", o.excludeOutboundCIDRs, .v6)
         var onlyCIDRs: (v4: String?, v6: String?)? = nil
@@ -78,9 +87,10 @@ public struct CapturePlanner: Sendable {
         outSteps.append(.pass("meta skgid \(gids)", "the proxy's own traffic (gid) is never captured"))
         if o.captureDNS { outSteps.append(.toDNS("tcp dport 53", "DNS over TCP to the DNS capture port")) }
         if let s = outboundSkipSet { outSteps.append(.pass("tcp dport @\(s)", "excluded outbound ports")) }
-        if let s = outboundOnlyPortsSet { outSteps.append(.pass("tcp dport != @\(s)", "only the listed outbound ports are captured")) }
         outSteps.append(.pass("ip daddr 127.0.0.1", "loopback destination 127.0.0.1 passes"))
         if v6 { outSteps.append(.pass("ip6 daddr ::1", "loopback destination ::1 passes")) }
+        // Istio's -q: these ports are captured whatever the CIDR rules below say.
+        if let s = outboundIncludePortsSet { outSteps.append(.capture("tcp dport @\(s)", "listed outbound ports are always captured")) }
         if let s = skipV4 { outSteps.append(.pass("ip daddr @\(s)", "excluded outbound IPv4 networks")) }
         if let s = skipV6 { outSteps.append(.pass("ip6 daddr @\(s)", "excluded outbound IPv6 networks")) }
         if let only = onlyCIDRs {
@@ -109,16 +119,16 @@ public struct CapturePlanner: Sendable {
             switch o.mode {
             case .redirect:
                 var inbound = NftChain(name: "inbound")
-                inbound.rules = inSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: mark) }
+                inbound.rules = inSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: mark, capture: "") }
                 inbound.rules.append(NftRule("meta l4proto tcp", (queueOn ? "ct mark set meta mark " : "") + "redirect to :\(o.inboundPort)", "inbound capture to the proxy"))
                 rules.append(NftRule("meta l4proto tcp", "jump inbound", "TCP goes to inbound capture"))
                 chains.append(NftChain(name: "prerouting", hook: .init(type: "nat", hook: "prerouting", priority: Self.natPriority), rules: rules))
                 chains.append(inbound)
             case .tproxy:
-                rules += inSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: mark) }
+                rules += inSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: mark, capture: "") }
                 rules.append(NftRule("meta l4proto tcp ip daddr != 127.0.0.1", "tproxy ip to :\(o.inboundPort) meta mark set \(mark) accept", "inbound capture to the proxy (TPROXY)"))
                 if v6 { rules.append(NftRule("meta l4proto tcp ip6 daddr != ::1", "tproxy ip6 to :\(o.inboundPort) meta mark set \(mark) accept", "inbound IPv6 capture to the proxy (TPROXY)")) }
-                chains.append(NftChain(name: "tproxy_prerouting", hook: .init(type: "filter", hook: "prerouting", priority: Self.manglePriority), rules: rules))
+                chains.append(NftChain(name: "tproxy_prerouting", hook: .init(type: "filter", hook: "prerouting", priority: Self.tproxyPriority), rules: rules))
             }
         }
 
@@ -129,9 +139,10 @@ public struct CapturePlanner: Sendable {
         output.append(NftRule("meta l4proto tcp", "jump outbound", "TCP goes to outbound capture"))
         var outbound = NftChain(name: "outbound")
         if queueOn { outbound.rules.append(NftRule(verdictMatch, "ct mark set meta mark return", "flow verdict bypass or deny: not captured")) }
-        outbound.rules += outSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: o.tproxyMark) }
+        let outboundRedirect = (queueOn ? "ct mark set meta mark " : "") + "redirect to :\(o.outboundPort)"
+        outbound.rules += outSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: o.tproxyMark, capture: outboundRedirect) }
         if o.capturesOutbound {
-            outbound.rules.append(NftRule("meta l4proto tcp", (queueOn ? "ct mark set meta mark " : "") + "redirect to :\(o.outboundPort)", "outbound capture to the proxy"))
+            outbound.rules.append(NftRule("meta l4proto tcp", outboundRedirect, "outbound capture to the proxy"))
         }
         chains.append(NftChain(name: "output", hook: .init(type: "nat", hook: "output", priority: Self.natPriority), rules: output))
         chains.append(outbound)
@@ -177,7 +188,7 @@ public struct CapturePlanner: Sendable {
             var gateOut = NftChain(name: "flow_gate_output", hook: .init(type: "route", hook: "output", priority: Self.gatePriority))
             if let ifs = excludedIfaces { gateOut.rules.append(NftRule("oifname \(ifs)", "return", "excluded interfaces")) }
             gateOut.rules += firstSYN
-            gateOut.rules += outSteps.map(\.gateRule)
+            gateOut.rules += outSteps.map { $0.gateRule(queue: gateAction) }
             if o.capturesOutbound { gateOut.rules.append(NftRule("", gateAction, gateComment)) }
             chains.append(gateOut)
             chains.append(NftChain(name: "flow_deny_output", hook: .init(type: "filter", hook: "output", priority: Self.filterPriority), rules: [
@@ -188,7 +199,7 @@ public struct CapturePlanner: Sendable {
                 var gateIn = NftChain(name: "flow_gate_prerouting", hook: .init(type: "filter", hook: "prerouting", priority: Self.gatePriority))
                 if let ifs = excludedIfaces { gateIn.rules.append(NftRule("iifname \(ifs)", "return", "excluded interfaces")) }
                 gateIn.rules += firstSYN
-                gateIn.rules += inSteps.map(\.gateRule)
+                gateIn.rules += inSteps.map { $0.gateRule(queue: gateAction) }
                 gateIn.rules.append(NftRule("", gateAction, gateComment))
                 chains.append(gateIn)
                 chains.append(NftChain(name: "flow_deny_input", hook: .init(type: "filter", hook: "input", priority: Self.filterPriority), rules: [
@@ -239,9 +250,12 @@ enum Step {
     case toDNS(String, String)
     /// TPROXY: packets of a socket the proxy holds, marked and accepted.
     case divert(String, String)
+    /// Captured here, before later rules could let it pass (Istio's -q ports).
+    case capture(String, String)
 
-    func natRule(inboundPort: UInt16, dnsPort: UInt16, mark: UInt32) -> NftRule {
+    func natRule(inboundPort: UInt16, dnsPort: UInt16, mark: UInt32, capture: String) -> NftRule {
         switch self {
+        case .capture(let m, let c): return NftRule(m, capture, c)
         case .pass(let m, let c): return NftRule(m, "return", c)
         case .toInbound(let m, let c): return NftRule(m + " meta l4proto tcp", "redirect to :\(inboundPort)", c)
         case .toDNS(let m, let c): return NftRule(m, "redirect to :\(dnsPort)", c)
@@ -249,10 +263,11 @@ enum Step {
         }
     }
 
-    var gateRule: NftRule {
+    func gateRule(queue: String) -> NftRule {
         switch self {
         case .pass(let m, let c), .toInbound(let m, let c), .toDNS(let m, let c), .divert(let m, let c):
             return NftRule(m, "return", c)
+        case .capture(let m, let c): return NftRule(m, queue, c)
         }
     }
 }

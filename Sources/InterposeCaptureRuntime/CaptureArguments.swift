@@ -43,15 +43,15 @@ public struct CaptureArguments: ParsableArguments, Sendable {
             help: ArgumentHelp("Outbound IPv4/IPv6 CIDRs never captured, comma-separated.", valueName: "cidrs"))
     var excludeOutboundCIDRs: String?
 
-    @Option(name: [.customLong("outbound-ports"), .customShort("q"), .customLong("istio-local-outbound-ports-include")],
-            help: ArgumentHelp("Outbound ports to capture, comma-separated; empty or '*' means all. (default: all)", valueName: "ports"))
+    @Option(name: [.customLong("outbound-ports"), .customShort("q"), .customLong("istio-outbound-ports")],
+            help: ArgumentHelp("Outbound ports always captured, whatever --outbound-cidrs says (as istio-iptables -q), comma-separated.", valueName: "ports"))
     var outboundPorts: String?
 
     @Option(name: [.customLong("exclude-outbound-ports"), .customShort("o"), .customLong("istio-local-outbound-ports-exclude")],
             help: ArgumentHelp("Outbound ports never captured, comma-separated.", valueName: "ports"))
     var excludeOutboundPorts: String?
 
-    @Option(name: [.customLong("exclude-interfaces"), .customShort("c"), .customLong("kube-virt-interfaces-exclude")],
+    @Option(name: [.customLong("exclude-interfaces"), .customShort("c"), .customLong("istio-exclude-interfaces")],
             help: ArgumentHelp("Interfaces whose traffic is never captured, comma-separated.", valueName: "names"))
     var excludeInterfaces: String?
 
@@ -98,8 +98,21 @@ public struct CaptureArguments: ParsableArguments, Sendable {
     // istio-iptables flags accepted so an existing istio-init pod spec runs unchanged; they change nothing here.
     @Option(name: .customLong("log_output_level"), help: .hidden) var istioLogLevel: String?
     @Option(name: [.customShort("k"), .customLong("kube-virt-interfaces")], help: .hidden) var istioVirtualInterfaces: String?
+    @Option(name: [.customShort("e"), .customLong("inbound-tunnel-port")], help: .hidden) var istioTunnelPort: String?
+    @Option(name: .customLong("network-namespace"), help: .hidden) var istioNetworkNamespace: String?
+    @Option(name: .customLong("probe-timeout"), help: .hidden) var istioProbeTimeout: String?
+    @Option(name: .customLong("iptables-probe-port"), help: .hidden) var istioProbePort: String?
     @Flag(name: .customLong("run-validation"), help: .hidden) var istioRunValidation = false
     @Flag(name: .customLong("capture-all-dns"), help: .hidden) var istioCaptureAllDNS = false
+    @Flag(name: .customLong("reroute-virtual-interfaces"), help: .hidden) var istioRerouteVirtual = false
+    @Flag(name: .customLong("dual-stack"), help: .hidden) var istioDualStack = false
+    @Flag(name: .customLong("cni-mode"), help: .hidden) var istioCNIMode = false
+    @Flag(name: .customLong("restore-format"), help: .hidden) var istioRestoreFormat = false
+    @Flag(name: .customLong("iptables-trace-logging"), help: .hidden) var istioTraceLogging = false
+    /// istio-iptables' `--cleanup-only`: `apply --cleanup-only` runs cleanup.
+    @Flag(name: .customLong("cleanup-only"), help: .hidden) public var cleanupOnly = false
+    /// istio-iptables' `--skip-rule-apply`: apply nothing (Istio pairs it with --run-validation).
+    @Flag(name: .customLong("skip-rule-apply"), help: .hidden) public var skipRuleApply = false
 
     public var raw: [OptionName: String] {
         var r: [OptionName: String] = [:]

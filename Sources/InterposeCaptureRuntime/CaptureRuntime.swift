@@ -75,18 +75,25 @@ public struct CaptureRuntime: Sendable {
         try requirePrivileges()
         let facts = try facts(for: options)
         try requireTools(for: options, facts: facts)
+        if options.hostMode && options.sshPorts == nil && facts.sshPorts.isEmpty {
+            throw CaptureError("--host-mode: no listening sshd was found with 'ss -ltnp' (seeing another user's sockets needs root or CAP_SYS_PTRACE); give the ssh ports with --ssh-ports 22 (or --ssh-ports '' on a host without ssh) so capture cannot cut you off", exitCode: 5)
+        }
         let sys = system
         let before = sys.read(ipv6: facts.ipv6)
         let owned = freshOwned(options, facts: facts, live: before)
         let plan = CapturePlanner(options: options, facts: facts, owned: owned).plan()
 
         // An unchanged table is left alone, so a second apply keeps its counters and its place.
-        let unchanged = before.tableExists && before.owned.map(\.encoded) == plan.table.comment
-            && (try? tableDifferences(plan).isEmpty) == true
+        let planHash = CaptureRecord.fingerprint(plan.table.definition)
+        let unchanged = before.tableExists && recordMatches(planHash: planHash)
         if !unchanged {
             let r = runner.run(["nft", "-f", "-"], input: plan.table.script)
             guard r.succeeded else {
                 throw CaptureError("nft rejected the ruleset; nothing was changed:\n\(r.message)")
+            }
+            // Best effort: without the record, verify compares the long way.
+            if let live = liveCanonical() {
+                _ = runner.run(["nft", "-f", "-"], input: CaptureRecord(plan: planHash, live: CaptureRecord.fingerprint(live)).script)
             }
         }
         do {
@@ -190,6 +197,25 @@ public struct CaptureRuntime: Sendable {
 
     // MARK: - verify
 
+    /// nft's canonical JSON of the live table (counters, handles and the record set left out).
+    func liveCanonical() -> String? {
+        let r = runner.run(["nft", "-j", "list", "table", NftTable.family, NftTable.name])
+        return r.succeeded ? NftJSON.canonical(r.stdout) : nil
+    }
+
+    func readRecord() -> CaptureRecord? {
+        let r = runner.run(["nft", "list", "set", NftTable.family, NftTable.name, CaptureRecord.setName])
+        guard r.succeeded, let start = r.stdout.range(of: "comment \""),
+              let end = r.stdout[start.upperBound...].firstIndex(of: "\"") else { return nil }
+        return CaptureRecord.decode(String(r.stdout[start.upperBound..<end]))
+    }
+
+    /// True when the live table is exactly what a plan with this fingerprint installed.
+    func recordMatches(planHash: UInt64) -> Bool {
+        guard let record = readRecord(), record.plan == planHash, let live = liveCanonical() else { return false }
+        return CaptureRecord.fingerprint(live) == record.live
+    }
+
     /// Differences between the live table (`nft -j list table`) and the plan's. The expected table is loaded
     /// into a throwaway network namespace and listed by the same nft, so both sides are in nft's canonical
     /// form; the readable diff uses `nft -s list table` text from both.
@@ -227,7 +253,23 @@ public struct CaptureRuntime: Sendable {
         let plan = CapturePlanner(options: options, facts: facts, owned: owned).plan()
         var diffs: [String] = []
 
-        diffs += try tableDifferences(plan)
+        let planHash = CaptureRecord.fingerprint(plan.table.definition)
+        if !recordMatches(planHash: planHash) {
+            do {
+                diffs += try tableDifferences(plan)
+            } catch {
+                // No scratch namespace here (unshare needs CAP_SYS_ADMIN): say what differs without a line diff.
+                guard runner.run(["nft", "list", "table", NftTable.family, NftTable.name]).succeeded else {
+                    throw error
+                }
+                if let record = readRecord() {
+                    if record.plan != planHash { diffs.append("~ the options differ from those the table was applied with") }
+                    else { diffs.append("~ the live table was changed since it was applied (rules added, removed or edited by hand)") }
+                } else {
+                    diffs.append("~ the table has no apply record and cannot be compared here: \(error)")
+                }
+            }
+        }
         for rule in plan.xtablesRules where !(live.xtablesRules[rule.family] ?? []).contains(rule.listed) {
             diffs.append("- \(rule.family.xtablesCommand) -t mangle \(rule.listed)")
         }

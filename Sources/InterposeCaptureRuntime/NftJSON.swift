@@ -1,4 +1,5 @@
 import Foundation
+import InterposeCapture
 
 /// Canonical forms of nft listings for comparison: handles, counter values and the table comment
 /// (which records run-time facts, not options) are left out.
@@ -9,6 +10,7 @@ enum NftJSON {
               let items = root["nftables"] as? [Any] else { return nil }
         let kept = items.compactMap { item -> Any? in
             guard let dict = item as? [String: Any], dict["metainfo"] == nil else { return nil }
+            if let set = dict["set"] as? [String: Any], set["name"] as? String == CaptureRecord.setName { return nil }
             return strip(dict)
         }
         guard let out = try? JSONSerialization.data(withJSONObject: kept, options: [.sortedKeys]) else { return nil }
@@ -29,7 +31,15 @@ enum NftJSON {
 
     /// `nft -s list table` lines without the table comment and blank lines, trimmed.
     static func comparableLines(_ text: String) -> [String] {
-        text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("comment \"interpose-init") }
+        var out: [String] = []
+        var inRecord = false
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("set \(CaptureRecord.setName) ") { inRecord = true; continue }
+            if inRecord { if line == "}" { inRecord = false }; continue }
+            if line.isEmpty || line.hasPrefix("comment \"interpose-init") { continue }
+            out.append(line)
+        }
+        return out
     }
 }

@@ -36,7 +36,9 @@ public struct RollbackTimer: Sendable {
         // Its own session: closing the terminal that ran apply must not stop the timer.
         _ = setsid()
         Thread.sleep(forTimeInterval: TimeInterval(seconds))
-        guard FileManager.default.fileExists(atPath: marker) else { return }
+        // Still armed, and by this timer (a later apply re-arms with a timer of its own).
+        let armedBy = (try? String(contentsOfFile: marker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard armedBy == "\(getpid())" else { return }
         try? FileManager.default.removeItem(atPath: marker)
         try cleanup()
     }

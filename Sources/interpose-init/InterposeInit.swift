@@ -37,6 +37,14 @@ struct Apply: ParsableCommand {
         let options = try capture.validOptions
         let runtime = CaptureRuntime()
         if dryRun { print(runtime.render(options), terminator: ""); return }
+        if capture.skipRuleApply { print("--skip-rule-apply: nothing applied"); return }
+        if capture.cleanupOnly {
+            do {
+                let removed = try runtime.cleanup(options)
+                print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
+            } catch { throw fail(error) }
+            return
+        }
         do {
             let result = try runtime.apply(options)
             for n in result.plan.notes { print("note: \(n)") }

@@ -53,15 +53,26 @@ struct CaptureEndToEndTests {
         }
     }
 
-    @Test func onlyListedOutboundCIDRsAndPortsAreCaptured() throws {
+    @Test func includedCIDRsAndIstioIncludedPortsAreCaptured() throws {
         try withTopology { t in
+            // As istio-iptables: -i captures only these networks; -q ports are captured whatever -i says.
             let r = t.capture(["apply", "-i", "\(t.peerV4)/32", "-q", "8080"])
             #expect(r.succeeded, "\(r.stderr)")
             try startProxyAndServer(t)
-            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4):8080").answer?.name == "proxy")
-            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4):9090").answer?.name == "server")
-            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4Extra):8080").answer?.name == "server")
-            #expect(t.dial(from: t.app, uid: app, "[\(t.peerV6)]:8080").answer?.name == "server")
+            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4):9090").answer?.name == "proxy")
+            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4Extra):8080").answer?.name == "proxy")
+            #expect(t.dial(from: t.app, uid: app, "[\(t.peerV6)]:8080").answer?.name == "proxy")
+            #expect(t.dial(from: t.app, uid: app, "\(t.peerV4Extra):9090").answer?.name == "server")
+            #expect(t.dial(from: t.app, uid: app, "[\(t.peerV6)]:9090").answer?.name == "server")
+        }
+    }
+
+    @Test func hostModeRefusesToGuessTheSSHPort() throws {
+        try withTopology { t in
+            let r = t.capture(["apply", "--host-mode"])
+            #expect(r.status == 5)
+            #expect(r.stderr.contains("--ssh-ports"))
+            #expect(!t.run(t.app, ["nft", "list", "table", "inet", "interpose"]).succeeded)
         }
     }
 

@@ -43,7 +43,9 @@ struct OptionParsingTests {
 
     @Test func istioLongNamesAreAliases() throws {
         let o = try parse(["--envoy-port", "16001", "--inbound-capture-port", "16006", "--istio-inbound-ports", "8080",
-                           "--istio-service-exclude-cidr", "10.0.0.0/8", "--redirect-dns"])
+                           "--istio-service-exclude-cidr", "10.0.0.0/8", "--redirect-dns", "--istio-outbound-ports", "443",
+                           "--istio-exclude-interfaces", "eth1", "--run-validation", "--dual-stack", "--reroute-virtual-interfaces"])
+        #expect(o.outboundPorts == .only([PortRange(443)]) && o.excludeInterfaces == ["eth1"])
         #expect(o.outboundPort == 16001 && o.inboundPort == 16006)
         #expect(o.inboundPorts == .only([PortRange(8080)]))
         #expect(o.excludeOutboundCIDRs.map(\.description) == ["10.0.0.0/8"])
@@ -55,6 +57,8 @@ struct OptionParsingTests {
         #expect(try parse(["-i", ""]).outboundCIDRs == .none)
         #expect(try parse(["-q", ""]).outboundPorts == .all)
         #expect(try parse(["-q", "80,443"]).outboundPorts == .only([PortRange(80), PortRange(443)]))
+        #expect(try parse(["-u", "1400"]).proxyGIDs == [1400], "the gid defaults to the uid, as in istio-iptables")
+        #expect(try parse(["--host-mode", "--ssh-ports", ""]).sshPorts == [])
     }
 
     @Test func portListsAreSortedMergedAndRangesKept() throws {
@@ -94,6 +98,7 @@ struct OptionParsingTests {
         (["--queue", "70000"], "--queue: '70000' is not a queue number or range"),
         (["--rollback-after", "5m"], "--rollback-after: only applies with --host-mode"),
         (["--host-mode", "--rollback-after", "soon"], "--rollback-after: 'soon' is not a duration"),
+        (["--host-mode", "--rollback-after", "100000"], "--rollback-after: '100000' is not a duration of at most 24h"),
         (["-m", "tproxy", "-t", "0x100000"], "--tproxy-mark/-t: 1048576 overlaps the flow-verdict mark bits"),
     ] as [([String], String)])
     func badInputNamesTheOptionAndTheForm(args: [String], message: String) {

@@ -65,13 +65,20 @@ struct PlannerTests {
     @Test func outboundOffKeepsNoOutboundRedirect() throws {
         let p = try plan(["-i", ""])
         #expect(!allRules(p).contains { $0.action.contains(":15001") })
+        // Istio's -q still captures its ports with -i ''.
+        let ports = try plan(["-i", "", "-q", "3306"])
+        #expect(allRules(ports).filter { $0.action.contains(":15001") }.map(\.match) == ["tcp dport @outbound_ports"])
+        #expect(try plan(["-b", ""]).table.sets.allSatisfy { $0.name != "inbound_skip_ports" })
     }
 
     @Test func queueGateQueuesExactlyWhatTheNatChainCaptures() throws {
-        let p = try plan(["--queue", "2", "-x", "10.0.0.0/8", "-o", "9090"])
+        let p = try plan(["--queue", "2", "-x", "10.0.0.0/8", "-o", "9090", "-q", "443"])
         let nat = p.table.chain("outbound")!.rules.filter { $0.action == "return" || $0.action.contains("redirect to :15006") }.map { $0.match.replacingOccurrences(of: " meta l4proto tcp", with: "") }
         let gate = p.table.chain("flow_gate_output")!.rules.map(\.match)
         for m in nat { #expect(gate.contains(m), "gate lacks \(m)") }
+        // The -q ports captured in nat are queued in the gate at the same point.
+        #expect(p.table.chain("outbound")!.rules.contains { $0.match == "tcp dport @outbound_ports" && $0.action.hasSuffix("redirect to :15001") })
+        #expect(p.table.chain("flow_gate_output")!.rules.contains { $0.match == "tcp dport @outbound_ports" && $0.action.contains("0x00100000") })
         #expect(p.xtablesRules.count == 4)
         #expect(p.xtablesRules[0].listed == "-A OUTPUT -m mark --mark 0x100000/0x700000 -m comment --comment \"interpose flow queue\" -j NFQUEUE --queue-num 2 --queue-bypass")
     }
@@ -95,13 +102,16 @@ struct PlannerTests {
         #expect(p.table.chain("inbound")!.rules.contains { $0.match == "fib daddr type != local" })
         let fallback = try plan(["--host-mode"], facts: HostFacts(sshPorts: []))
         #expect(fallback.table.sets.first { $0.name == "inbound_skip_ports" }!.elements.contains("22"))
+        #expect(fallback.notes.contains { $0.contains("assumed") })
+        let none = try plan(["--host-mode", "--ssh-ports", ""], facts: HostFacts(sshPorts: [PortRange(22)]))
+        #expect(!none.table.sets.first { $0.name == "inbound_skip_ports" }!.elements.contains("22"))
     }
 
     @Test func tproxyUsesMarkRoutesAndNoNatPrerouting() throws {
         let p = try plan(["-m", "tproxy", "-t", "1400", "-r", "140"])
         #expect(p.table.chain("prerouting") == nil)
         let tp = p.table.chain("tproxy_prerouting")!
-        #expect(tp.hook?.priority == -150)
+        #expect(tp.hook?.priority == -140, "after iptables-nft's mangle NFQUEUE rule")
         #expect(tp.rules.contains { $0.action == "tproxy ip to :15006 meta mark set 1400 accept" })
         #expect(p.policyRoutes.first!.ruleAdd == ["ip", "-4", "rule", "add", "fwmark", "1400", "lookup", "140"])
         // The table records the routing it owns, so cleanup removes it even when run with other options.
