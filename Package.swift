@@ -10,12 +10,16 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // Plain C shim: the only place that includes <linux/netfilter*.h> (see docs/architecture.md).
         .target(name: "CInterposeLinux"),
         // The only module that makes syscalls or runs external commands.
         .target(name: "InterposeKernel", dependencies: ["CInterposeLinux"]),
+        // Istio and Interpose resources: YAML decoding and validation with field paths.
+        .target(name: "InterposeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Pure capture planning: options -> ruleset, cleanup plan, verify diff. No I/O.
         .target(name: "InterposeCapture"),
         // apply / cleanup / verify / probe: runs a capture plan through InterposeKernel.
@@ -45,6 +49,7 @@ let package = Package(
             dependencies: ["InterposeCapture", "InterposeCaptureRuntime", "InterposeKernel"],
             exclude: ["Golden"]
         ),
+        .testTarget(name: "InterposeConfigTests", dependencies: ["InterposeConfig"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["InterposeKernel", "InterposeCapture"]

@@ -1,0 +1,139 @@
+import Foundation
+import Yams
+
+/// Everything read from a config path: the resources, and the issues found reading them.
+public struct ConfigBundle: Sendable {
+    public var serviceEntries: [ServiceEntry] = []
+    public var virtualServices: [VirtualService] = []
+    public var destinationRules: [DestinationRule] = []
+    public var sidecars: [Sidecar] = []
+    public var proxy = ProxySettings()
+    public var issues: [ConfigIssue] = []
+
+    public var errors: [ConfigIssue] { issues.filter { $0.severity == .error } }
+    public var warnings: [ConfigIssue] { issues.filter { $0.severity == .warning } }
+
+    /// Sidecar's policy wins over ProxyConfig's; ALLOW_ANY is Istio's default.
+    public var outboundTrafficPolicy: OutboundTrafficPolicy {
+        sidecars.compactMap(\.outboundTrafficPolicy).first ?? proxy.outboundTrafficPolicy ?? .allowAny
+    }
+}
+
+/// Reads a file or a directory of multi-document YAML (`*.yaml`, `*.yml`, in name order).
+public enum ConfigLoader {
+    static let istioNetworking = ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"]
+    static let interposeAPI = "interpose.dev/v1alpha1"
+    /// Kinds that belong to later parts of Interpose: accepted and kept out of the way here.
+    static let otherKnownKinds: Set<String> = ["AuthorizationPolicy", "RateLimitPolicy", "ValueList", "FlowPolicy", "PeerAuthentication", "Telemetry"]
+
+    public static func files(at path: String) throws -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw ConfigLoadError("\(path): no such file or directory")
+        }
+        guard isDir.boolValue else { return [path] }
+        let names = try FileManager.default.contentsOfDirectory(atPath: path)
+            .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+            .filter { !$0.hasPrefix(".") }
+            .sorted()
+        return names.map { (path as NSString).appendingPathComponent($0) }
+    }
+
+    public static func load(path: String) throws -> ConfigBundle {
+        var bundle = ConfigBundle()
+        for file in try files(at: path) {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                bundle.issues.append(ConfigIssue(severity: .error, file: file, document: 0, resource: "", path: "", line: nil, message: "cannot read the file"))
+                continue
+            }
+            load(text: text, file: file, into: &bundle)
+        }
+        validateReferences(&bundle)
+        return bundle
+    }
+
+    public static func load(text: String, file: String, into bundle: inout ConfigBundle) {
+        let diagnostics = Diagnostics()
+        diagnostics.file = file
+        let nodes: [Node]
+        do {
+            nodes = Array(try Yams.compose_all(yaml: text))
+        } catch {
+            diagnostics.error("", "not valid YAML: \(error)")
+            bundle.issues += diagnostics.issues
+            return
+        }
+        for (index, node) in nodes.enumerated() {
+            diagnostics.document = index + 1
+            diagnostics.resource = ""
+            guard let doc = MapReader(node, path: "", diagnostics: diagnostics) else { continue }
+            let apiVersion = doc.string("apiVersion") ?? ""
+            let kind = doc.string("kind") ?? ""
+            var meta = ResourceMeta(name: "", namespace: "default", file: file, document: index + 1)
+            if let m = doc.map("metadata") {
+                meta.name = m.string("name") ?? ""
+                meta.namespace = m.string("namespace") ?? "default"
+                meta.annotations = m.stringMap("annotations")
+                m.accept("labels", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+                m.finish()
+            }
+            diagnostics.resource = "\(kind) \(meta.namespace)/\(meta.name)"
+            if meta.name.isEmpty { diagnostics.error("metadata.name", "every resource needs a name") }
+            let decoder = ResourceDecoder(diagnostics: diagnostics)
+            let spec = doc.map("spec")
+            doc.accept("status")
+            defer { doc.finish() }
+            if otherKnownKinds.contains(kind) { spec?.accept(); _ = spec.map { $0 }; continue }
+            let isIstio = istioNetworking.contains(apiVersion)
+            switch (kind, isIstio, apiVersion == interposeAPI) {
+            case ("ServiceEntry", true, _):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.serviceEntries.append(decoder.serviceEntry(spec, meta: meta))
+            case ("VirtualService", true, _):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.virtualServices.append(decoder.virtualService(spec, meta: meta))
+            case ("DestinationRule", true, _):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.destinationRules.append(decoder.destinationRule(spec, meta: meta))
+            case ("Sidecar", true, _):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.sidecars.append(decoder.sidecar(spec, meta: meta))
+            case ("ProxyConfig", _, true):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                decoder.proxyConfig(spec, into: &bundle.proxy)
+            default:
+                diagnostics.warning("kind", "\(apiVersion.isEmpty ? "(no apiVersion)" : apiVersion) \(kind.isEmpty ? "(no kind)" : kind) is not a kind Interpose reads; ignored")
+                spec?.accept()
+            }
+        }
+        bundle.issues += diagnostics.issues
+    }
+
+    /// Cross-resource checks: every subset a route names is defined by a DestinationRule for that host.
+    static func validateReferences(_ bundle: inout ConfigBundle) {
+        var subsets: [String: Set<String>] = [:]
+        for dr in bundle.destinationRules { subsets[dr.host, default: []].formUnion(dr.subsets.map(\.name)) }
+        func check(_ d: Destination, _ vs: VirtualService, _ path: String) {
+            guard let subset = d.subset else { return }
+            if !(subsets[d.host]?.contains(subset) ?? false) {
+                bundle.issues.append(ConfigIssue(severity: .error, file: vs.meta.file, document: vs.meta.document,
+                                                 resource: "VirtualService \(vs.meta.namespace)/\(vs.meta.name)", path: path, line: nil,
+                                                 message: "subset '\(subset)' of host '\(d.host)' is not defined by any DestinationRule"))
+            }
+        }
+        for vs in bundle.virtualServices {
+            for (i, r) in vs.http.enumerated() {
+                for (j, d) in r.destinations.enumerated() { check(d.destination, vs, "spec.http[\(i)].route[\(j)].destination.subset") }
+                for (j, m) in r.mirrors.enumerated() { check(m.destination, vs, "spec.http[\(i)].mirrors[\(j)].destination.subset") }
+            }
+            for (i, r) in vs.tcp.enumerated() {
+                for (j, d) in r.destinations.enumerated() { check(d.destination, vs, "spec.tcp[\(i)].route[\(j)].destination.subset") }
+            }
+        }
+    }
+}
+
+public struct ConfigLoadError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
