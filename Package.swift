@@ -20,6 +20,8 @@ let package = Package(
         .target(name: "InterposeKernel", dependencies: ["CInterposeLinux"]),
         // Istio and Interpose resources: YAML decoding and validation with field paths.
         .target(name: "InterposeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Pure routing decisions: host and route matching, weights, load balancing, the compiled table.
+        .target(name: "InterposeRouting", dependencies: ["InterposeConfig"]),
         // Pure capture planning: options -> ruleset, cleanup plan, verify diff. No I/O.
         .target(name: "InterposeCapture"),
         // apply / cleanup / verify / probe: runs a capture plan through InterposeKernel.
@@ -50,6 +52,7 @@ let package = Package(
             exclude: ["Golden"]
         ),
         .testTarget(name: "InterposeConfigTests", dependencies: ["InterposeConfig"]),
+        .testTarget(name: "InterposeRoutingTests", dependencies: ["InterposeRouting", "InterposeConfig"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["InterposeKernel", "InterposeCapture"]

@@ -75,6 +75,11 @@ public struct Destination: Sendable, Equatable {
     public var host: String
     public var subset: String?
     public var port: UInt16?
+    public init(host: String, subset: String? = nil, port: UInt16? = nil) {
+        self.host = host
+        self.subset = subset
+        self.port = port
+    }
 }
 
 public struct HeaderOperations: Sendable, Equatable {
@@ -186,6 +191,7 @@ public struct TrafficPolicy: Sendable, Equatable {
     public var loadBalancer: LoadBalancerSetting?
     public var connectionPool: ConnectionPoolSettings?
     public var portSettings: [UInt16: TrafficPolicy] = [:]
+    public init() {}
 }
 
 public struct Subset: Sendable, Equatable {

@@ -1,0 +1,147 @@
+import InterposeConfig
+
+/// A compiled string condition. Regexes are compiled once, at config load, and must match the whole
+/// value (RE2 full-match semantics, as Envoy's safe_regex).
+public struct CompiledStringMatch: @unchecked Sendable, CustomStringConvertible {
+    enum Kind { case exact(String), prefix(String), regex(Regex<AnyRegexOutput>, String) }
+    let kind: Kind
+    let ignoreCase: Bool
+
+    public init?(_ m: StringMatch, ignoreCase: Bool = false) {
+        self.ignoreCase = ignoreCase
+        switch m {
+        case .exact(let s): kind = .exact(ignoreCase ? s.lowercased() : s)
+        case .prefix(let s): kind = .prefix(ignoreCase ? s.lowercased() : s)
+        case .regex(let s):
+            guard var r = try? Regex(s) else { return nil }
+            if ignoreCase { r = r.ignoresCase() }
+            kind = .regex(r, s)
+        }
+    }
+
+    public func matches(_ value: String) -> Bool {
+        switch kind {
+        case .exact(let s): return (ignoreCase ? value.lowercased() : value) == s
+        case .prefix(let s): return (ignoreCase ? value.lowercased() : value).hasPrefix(s)
+        case .regex(let r, _): return (try? r.wholeMatch(in: value)) != nil
+        }
+    }
+
+    public var description: String {
+        switch kind {
+        case .exact(let s): return "exact '\(s)'"
+        case .prefix(let s): return "prefix '\(s)'"
+        case .regex(_, let s): return "regex '\(s)'"
+        }
+    }
+}
+
+/// What a route match reads from a request: kept small and lazy (headers are looked up on demand).
+public struct RequestView {
+    public var method: String
+    /// Path with its query string, as received.
+    public var pathAndQuery: String
+    public var authority: String
+    public var scheme: String
+    /// The destination port the client dialled (original destination).
+    public var port: UInt16
+    public var header: (String) -> String?
+
+    public init(method: String, pathAndQuery: String, authority: String, scheme: String = "http", port: UInt16, header: @escaping (String) -> String?) {
+        self.method = method
+        self.pathAndQuery = pathAndQuery
+        self.authority = authority
+        self.scheme = scheme
+        self.port = port
+        self.header = header
+    }
+
+    /// The path without the query string (Envoy matches paths without it).
+    public var path: Substring {
+        if let q = pathAndQuery.firstIndex(of: "?") { return pathAndQuery[..<q] }
+        return pathAndQuery[...]
+    }
+
+    public func queryParameter(_ name: String) -> String? {
+        guard let q = pathAndQuery.firstIndex(of: "?") else { return nil }
+        for pair in pathAndQuery[pathAndQuery.index(after: q)...].split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if kv.first.map(String.init)?.removingPercentEncodingLite() == name {
+                return kv.count > 1 ? String(kv[1]).removingPercentEncodingLite() : ""
+            }
+        }
+        return nil
+    }
+}
+
+extension String {
+    /// Decodes %XX and '+' in query strings without Foundation.
+    func removingPercentEncodingLite() -> String {
+        guard contains("%") || contains("+") else { return self }
+        var bytes: [UInt8] = []
+        var it = Array(utf8)[...]
+        while let b = it.first {
+            it = it.dropFirst()
+            if b == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+            if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(v); it = it.dropFirst(2); continue
+            }
+            bytes.append(b)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// One compiled HTTPMatchRequest: every condition must hold (blocks are ORed by the route).
+public struct CompiledHTTPMatch: Sendable {
+    var uri: CompiledStringMatch?
+    var scheme: CompiledStringMatch?
+    var method: CompiledStringMatch?
+    var authority: CompiledStringMatch?
+    var headers: [(String, CompiledStringMatch?)]
+    var withoutHeaders: [(String, CompiledStringMatch?)]
+    var queryParams: [(String, CompiledStringMatch?)]
+    var port: UInt16?
+    var sourceLabels: [String: String]
+    public let name: String?
+
+    init(_ m: HTTPMatchRequest) {
+        name = m.name
+        uri = m.uri.flatMap { CompiledStringMatch($0, ignoreCase: m.ignoreUriCase) }
+        scheme = m.scheme.flatMap { CompiledStringMatch($0) }
+        method = m.method.flatMap { CompiledStringMatch($0) }
+        authority = m.authority.flatMap { CompiledStringMatch($0) }
+        headers = m.headers.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
+        withoutHeaders = m.withoutHeaders.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
+        queryParams = m.queryParams.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
+        port = m.port
+        sourceLabels = m.sourceLabels
+    }
+
+    /// nil when the request matches, else the first condition that failed (for `explain`).
+    public func mismatch(_ r: RequestView, sourceLabels labels: [String: String]) -> String? {
+        if let port, port != r.port { return "port \(r.port) is not \(port)" }
+        for (k, v) in sourceLabels where labels[k] != v { return "source label \(k)=\(labels[k] ?? "(none)") is not \(v)" }
+        if let uri, !uri.matches(String(r.path)) { return "uri '\(r.path)' does not match \(uri)" }
+        if let scheme, !scheme.matches(r.scheme) { return "scheme \(r.scheme) does not match \(scheme)" }
+        if let method, !method.matches(r.method) { return "method \(r.method) does not match \(method)" }
+        if let authority, !authority.matches(r.authority) { return "authority '\(r.authority)' does not match \(authority)" }
+        for (name, m) in headers {
+            guard let value = r.header(name) else { return "header \(name) is absent" }
+            if let m, !m.matches(value) { return "header \(name): '\(value)' does not match \(m)" }
+        }
+        for (name, m) in withoutHeaders {
+            let value = r.header(name)
+            if let m {
+                if m.matches(value ?? "") { return "header \(name) matches \(m) (withoutHeaders)" }
+            } else if value != nil {
+                return "header \(name) is present (withoutHeaders)"
+            }
+        }
+        for (name, m) in queryParams {
+            guard let value = r.queryParameter(name) else { return "query parameter \(name) is absent" }
+            if let m, !m.matches(value) { return "query parameter \(name): '\(value)' does not match \(m)" }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,48 @@
+import InterposeConfig
+
+/// Istio's cluster identity: `outbound|9080|v1|reviews.default.svc.cluster.local`.
+public struct ClusterKey: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var subset: String?
+    public var port: UInt16
+    public var description: String { "outbound|\(port)|\(subset ?? "")|\(host)" }
+}
+
+public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
+    public var address: String
+    public var port: UInt16
+    public var weight: UInt32
+    public var labels: [String: String]
+    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// Where a cluster's traffic goes and how it is balanced. Immutable; balancing state lives per event loop.
+public struct Cluster: Sendable {
+    public var key: ClusterKey
+    public var endpoints: [Endpoint]
+    /// Resolution NONE / PASSTHROUGH: connect to the client's original destination.
+    public var usesOriginalDestination: Bool
+    public var loadBalancer: LoadBalancerSetting
+    public var connectTimeout: Double
+    public var maxRequestsPerConnection: Int?
+    public var idleTimeout: Double
+    public var isHTTP: Bool
+    /// This service's labels for telemetry (destination_service_name / _namespace).
+    public var serviceName: String
+    public var serviceNamespace: String
+}
+
+/// What a ServiceEntry host compiles to.
+public struct ServiceInfo: Sendable {
+    public var host: String
+    public var namespace: String
+    public var ports: [ServicePort]
+    public var resolution: Resolution
+    public var endpoints: [WorkloadEntryEndpoint]
+
+    /// The service port for a requested port number: exact, else the only one.
+    public func port(_ number: UInt16?) -> ServicePort? {
+        if let number, let p = ports.first(where: { $0.number == number }) { return p }
+        return ports.count == 1 ? ports[0] : nil
+    }
+}

@@ -1,0 +1,110 @@
+import InterposeConfig
+
+/// Compiles a validated ConfigBundle into a RoutingTable. `resolved` maps DNS names to addresses
+/// (the DNS refresher fills it; names absent from it have no endpoints yet).
+public enum TableCompiler {
+    public static let defaultConnectTimeout = 10.0
+    public static let defaultIdleTimeout = 3600.0
+
+    public static func compile(_ bundle: ConfigBundle, generation: Int, resolved: [String: [String]] = [:]) -> RoutingTable {
+        var services: [String: ServiceInfo] = [:]
+        var vips: [String: String] = [:]
+        var endpointHosts: [String: String] = [:]
+        for se in bundle.serviceEntries {
+            for host in se.hosts where services[host] == nil {
+                services[host] = ServiceInfo(host: host, namespace: se.meta.namespace, ports: se.ports, resolution: se.resolution, endpoints: se.endpoints)
+                for a in se.addresses { vips[a.split(separator: "/").first.map(String.init) ?? a] = host }
+                for e in se.endpoints where se.resolution == .staticAddresses { endpointHosts[e.address] = endpointHosts[e.address] ?? host }
+            }
+        }
+        let rules = Dictionary(bundle.destinationRules.map { ($0.host, $0) }, uniquingKeysWith: { first, _ in first })
+
+        var clusters: [ClusterKey: Cluster] = [:]
+        for (host, svc) in services {
+            let rule = rules[host] ?? rules.first { $0.key.hasPrefix("*.") && host.hasSuffix(String($0.key.dropFirst(1))) }?.value
+            let subsets: [Subset?] = [nil] + (rule?.subsets ?? []).map { Optional($0) }
+            for port in svc.ports {
+                for subset in subsets {
+                    let key = ClusterKey(host: host, subset: subset?.name, port: port.number)
+                    let policy = effectivePolicy(rule: rule, subset: subset, port: port.number)
+                    let endpoints = self.endpoints(svc, port: port, subset: subset, resolved: resolved)
+                    let isPassthrough = svc.resolution == .none && svc.endpoints.isEmpty || policy.loadBalancer == .passthrough
+                    let name = host.split(separator: ".").first.map(String.init) ?? host
+                    clusters[key] = Cluster(key: key, endpoints: endpoints, usesOriginalDestination: isPassthrough,
+                                            loadBalancer: policy.loadBalancer ?? .leastRequest,
+                                            connectTimeout: policy.connectionPool?.connectTimeout ?? defaultConnectTimeout,
+                                            maxRequestsPerConnection: policy.connectionPool?.maxRequestsPerConnection,
+                                            idleTimeout: policy.connectionPool?.idleTimeout ?? defaultIdleTimeout,
+                                            isHTTP: port.isHTTP, serviceName: name, serviceNamespace: svc.namespace)
+                }
+            }
+        }
+
+        let compiled = bundle.virtualServices.map { vs -> CompiledVirtualService in
+            let http = vs.http.enumerated().map { i, r in
+                CompiledRoute(index: i, name: r.name, matches: r.matches.map(CompiledHTTPMatch.init),
+                              destinations: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 },
+                              weights: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 }.map { max($0.weight, r.destinations.count == 1 ? 1 : 0) },
+                              redirect: r.redirect, directResponse: r.directResponse, rewrite: r.rewrite,
+                              uriRegexRewrite: r.rewrite?.uriRegex.flatMap { CompiledRegexRewrite($0.match, $0.rewrite) },
+                              headers: r.headers, mirrors: r.mirrors, timeout: r.timeout)
+            }
+            let tcp = vs.tcp.enumerated().map { i, r in
+                CompiledTCPRoute(index: i, matches: r.matches, destinations: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 },
+                                 weights: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 }.map { max($0.weight, r.destinations.count == 1 ? 1 : 0) })
+            }
+            return CompiledVirtualService(name: vs.meta.name, namespace: vs.meta.namespace, hosts: vs.hosts, http: http, tcp: tcp)
+        }
+        return RoutingTable(generation: generation, proxy: bundle.proxy, outboundTrafficPolicy: bundle.outboundTrafficPolicy,
+                            virtualServices: compiled, services: services, clusters: clusters, vips: vips, endpointHosts: endpointHosts)
+    }
+
+    /// Port-level settings of a subset, then the subset, then the rule's port level, then the rule.
+    static func effectivePolicy(rule: DestinationRule?, subset: Subset?, port: UInt16) -> TrafficPolicy {
+        let layers: [TrafficPolicy?] = [subset?.trafficPolicy?.portSettings[port], subset?.trafficPolicy,
+                                        rule?.trafficPolicy?.portSettings[port], rule?.trafficPolicy]
+        var out = TrafficPolicy()
+        for layer in layers.compactMap({ $0 }) {
+            if out.loadBalancer == nil { out.loadBalancer = layer.loadBalancer }
+            if out.connectionPool == nil { out.connectionPool = layer.connectionPool }
+        }
+        return out
+    }
+
+    static func endpoints(_ svc: ServiceInfo, port: ServicePort, subset: Subset?, resolved: [String: [String]]) -> [Endpoint] {
+        let wanted = subset?.labels ?? [:]
+        func addresses(_ name: String) -> [String] {
+            if isIPLiteral(name) { return [name] }
+            return resolved[name] ?? []
+        }
+        switch svc.resolution {
+        case .none where svc.endpoints.isEmpty:
+            return []
+        case .dns, .dnsRoundRobin where svc.endpoints.isEmpty:
+            return addresses(svc.host).map { Endpoint(address: $0, port: port.targetPort ?? port.number, weight: 1, labels: [:]) }
+        default:
+            var out: [Endpoint] = []
+            for e in svc.endpoints where wanted.allSatisfy({ e.labels[$0.key] == $0.value }) {
+                let p = e.ports[port.name] ?? port.targetPort ?? port.number
+                for a in addresses(e.address) { out.append(Endpoint(address: a, port: p, weight: e.weight, labels: e.labels)) }
+            }
+            return out
+        }
+    }
+
+    /// Names the DNS refresher must resolve for this bundle.
+    public static func namesToResolve(_ bundle: ConfigBundle) -> Set<String> {
+        var names: Set<String> = []
+        for se in bundle.serviceEntries where se.resolution == .dns || se.resolution == .dnsRoundRobin {
+            if se.endpoints.isEmpty { names.formUnion(se.hosts.filter { !$0.hasPrefix("*") }) }
+            else { names.formUnion(se.endpoints.map(\.address).filter { !isIPLiteral($0) }) }
+        }
+        return names
+    }
+}
+
+public func isIPLiteral(_ s: String) -> Bool {
+    if s.contains(":") { return s.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
+    let parts = s.split(separator: ".")
+    return parts.count == 4 && parts.allSatisfy { $0.allSatisfy(\.isNumber) && (Int($0) ?? 256) < 256 }
+}
