@@ -9,8 +9,8 @@
 # cleanup, verify, confirm, help) is run as it is, for debugging the image.
 #
 # Exit status: that of the failing interpose-init command (64 bad option, 3 missing tool,
-# 4 not privileged, 5 kernel feature missing, 1 other; see docs/capture.md), 64 for a bad
-# environment variable, 0 when the rules are in place.
+# 4 not privileged, 5 kernel feature missing or host mode found no sshd, 1 other; see
+# docs/capture.md), 64 for a bad environment variable, 0 when the rules are in place.
 set -euo pipefail
 
 BIN="${INTERPOSE_INIT_BIN:-/usr/local/bin/interpose-init}"
@@ -117,11 +117,14 @@ if [[ "$verify" == false ]]; then
     exit 0
 fi
 
-# verify builds the expected table in a scratch network namespace, which needs CAP_SYS_ADMIN.
-# An init container with only NET_ADMIN and NET_RAW cannot do that: say so and stop here
-# (apply has already checked its own work: it is atomic and exits non-zero on any failure).
+# verify first checks the record apply stored with the table, which needs no more than apply
+# does; only when that does not match does it build the expected table in a scratch network
+# namespace (CAP_SYS_ADMIN) to print a line diff. This entrypoint runs verify only where such
+# a namespace can be created; in an init container with only NET_ADMIN and NET_RAW it says so
+# and stops here (apply has already checked its own work: it is atomic and exits non-zero on
+# any failure).
 if ! unshare --net true 2>/dev/null; then
-    echo "interpose-init entrypoint: not verifying: creating a scratch network namespace is not permitted here (verify needs CAP_SYS_ADMIN)"
+    echo "interpose-init entrypoint: not verifying: creating a scratch network namespace is not permitted here (verify's line diff needs CAP_SYS_ADMIN)"
     exit 0
 fi
 

@@ -31,7 +31,7 @@ public struct CaptureOptions: Equatable, Sendable {
     /// `.all` captures every destination, `.only` just these networks, `.none` no outbound capture.
     public var outboundCIDRs: CIDRSelection = .all
     public var excludeOutboundCIDRs: [CIDR] = []
-    /// Istio's `-q`: an empty list means every port.
+    /// Istio's `-q`: ports always captured, whatever the CIDR options say; `.all` adds no such rule.
     public var outboundPorts: PortSelection = .all
     public var excludeOutboundPorts: [PortRange] = []
     public var excludeInterfaces: [String] = []

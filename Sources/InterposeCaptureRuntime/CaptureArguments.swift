@@ -20,7 +20,7 @@ public struct CaptureArguments: ParsableArguments, Sendable {
     var proxyUID: String?
 
     @Option(name: [.customLong("proxy-gid"), .customShort("g")],
-            help: ArgumentHelp("Comma-separated gids of the proxy; their traffic is never captured. (default: 1337)", valueName: "gids"))
+            help: ArgumentHelp("Comma-separated gids of the proxy; their traffic is never captured. (default: the --proxy-uid values)", valueName: "gids"))
     var proxyGID: String?
 
     @Option(name: [.customLong("mode"), .customShort("m"), .customLong("istio-inbound-interception-mode")],
