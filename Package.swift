@@ -7,21 +7,42 @@ let package = Package(
     products: [
         .executable(name: "interpose-init", targets: ["interpose-init"]),
         .executable(name: "interpose-netcheck", targets: ["interpose-netcheck"]),
+        .executable(name: "interpose", targets: ["interpose"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // Plain C shim: the only place that includes <linux/netfilter*.h> (see docs/architecture.md).
         .target(name: "CInterposeLinux"),
         // The only module that makes syscalls or runs external commands.
-        .target(name: "InterposeKernel", dependencies: ["CInterposeLinux"]),
+        .target(name: "InterposeKernel", dependencies: ["CInterposeLinux", .product(name: "NIOCore", package: "swift-nio")]),
         // Istio and Interpose resources: YAML decoding and validation with field paths.
         .target(name: "InterposeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Pure routing decisions: host and route matching, weights, load balancing, the compiled table.
         .target(name: "InterposeRouting", dependencies: ["InterposeConfig"]),
+        // The data path on SwiftNIO: listeners, protocol detection, TCP relay, HTTP/1.1 proxy, pools, admin.
+        .target(
+            name: "InterposeProxy",
+            dependencies: [
+                "InterposeConfig", "InterposeRouting", "InterposeKernel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "interpose",
+            dependencies: [
+                "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Pure capture planning: options -> ruleset, cleanup plan, verify diff. No I/O.
         .target(name: "InterposeCapture"),
         // apply / cleanup / verify / probe: runs a capture plan through InterposeKernel.

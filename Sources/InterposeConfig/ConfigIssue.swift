@@ -13,6 +13,16 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var message: String
 
+    public init(severity: Severity, file: String, document: Int, resource: String, path: String, line: Int?, message: String) {
+        self.severity = severity
+        self.file = file
+        self.document = document
+        self.resource = resource
+        self.path = path
+        self.line = line
+        self.message = message
+    }
+
     public var description: String {
         var where_ = "\(file)"
         if let line { where_ += ":\(line)" }

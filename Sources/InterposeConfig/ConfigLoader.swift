@@ -19,6 +19,21 @@ public struct ConfigBundle: Sendable {
     }
 }
 
+extension ConfigBundle {
+    /// The DestinationRule that applies to a host, as Istio picks it: the rule for the exact host, else the
+    /// rule with the longest matching `*.` suffix, else a rule for `*`. Of several rules for one host the
+    /// first loaded wins.
+    public func destinationRule(forHost host: String) -> DestinationRule? {
+        let h = host.lowercased()
+        if let rule = destinationRules.first(where: { $0.host == h }) { return rule }
+        var best: DestinationRule?
+        for rule in destinationRules where rule.host.hasPrefix("*.") && h.hasSuffix(rule.host.dropFirst()) {
+            if best.map({ rule.host.count > $0.host.count }) ?? true { best = rule }
+        }
+        return best ?? destinationRules.first { $0.host == "*" }
+    }
+}
+
 /// Reads a file or a directory of multi-document YAML (`*.yaml`, `*.yml`, in name order).
 public enum ConfigLoader {
     static let istioNetworking = ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"]
@@ -55,17 +70,22 @@ public enum ConfigLoader {
     public static func load(text: String, file: String, into bundle: inout ConfigBundle) {
         let diagnostics = Diagnostics()
         diagnostics.file = file
-        let nodes: [Node]
+        // YamlSequence swallows a parse error and just ends: read it back from `error`, or a syntax
+        // error half-way through a file would silently drop the rest of it.
+        var nodes: [Node] = []
+        var parseError: Error?
         do {
-            nodes = Array(try Yams.compose_all(yaml: text))
+            var sequence = try Yams.compose_all(yaml: text)
+            while let node = sequence.next() { nodes.append(node) }
+            parseError = sequence.error
         } catch {
-            diagnostics.error("", "not valid YAML: \(error)")
-            bundle.issues += diagnostics.issues
-            return
+            parseError = error
         }
         for (index, node) in nodes.enumerated() {
             diagnostics.document = index + 1
             diagnostics.resource = ""
+            // An empty document (`---` with nothing after it, or only comments) is not a resource.
+            if node.null != nil { continue }
             guard let doc = MapReader(node, path: "", diagnostics: diagnostics) else { continue }
             let apiVersion = doc.string("apiVersion") ?? ""
             let kind = doc.string("kind") ?? ""
@@ -106,19 +126,47 @@ public enum ConfigLoader {
                 spec?.accept()
             }
         }
+        if let parseError {
+            diagnostics.document = nodes.count + 1
+            diagnostics.resource = ""
+            diagnostics.error("", "not valid YAML: \(yamlProblem(parseError))", line: yamlLine(parseError))
+        }
         bundle.issues += diagnostics.issues
     }
 
+    static func yamlLine(_ error: Error) -> Int? {
+        switch error as? YamlError {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        default: return nil
+        }
+    }
+
+    /// The problem without Yams' snippet (the line number goes in the issue's location).
+    static func yamlProblem(_ error: Error) -> String {
+        switch error as? YamlError {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            return (context.map { "\($0.text) " } ?? "") + problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "duplicated key(s) " + duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
+        default:
+            return "\(error)"
+        }
+    }
+
     /// Cross-resource checks: every subset a route names is defined by a DestinationRule for that host.
+    /// The rule consulted is the one the routing table uses for the host (`ConfigBundle.destinationRule(forHost:)`).
     static func validateReferences(_ bundle: inout ConfigBundle) {
-        var subsets: [String: Set<String>] = [:]
-        for dr in bundle.destinationRules { subsets[dr.host, default: []].formUnion(dr.subsets.map(\.name)) }
+        let rules = bundle
         func check(_ d: Destination, _ vs: VirtualService, _ path: String) {
             guard let subset = d.subset else { return }
-            if !(subsets[d.host]?.contains(subset) ?? false) {
+            let rule = rules.destinationRule(forHost: d.host)
+            if !(rule?.subsets.contains { $0.name == subset } ?? false) {
+                let message = rule.map { "subset '\(subset)' of host '\(d.host)' is not defined by DestinationRule \($0.meta.namespace)/\($0.meta.name) (host \($0.host))" }
+                    ?? "subset '\(subset)' of host '\(d.host)' is not defined: no DestinationRule applies to that host"
                 bundle.issues.append(ConfigIssue(severity: .error, file: vs.meta.file, document: vs.meta.document,
                                                  resource: "VirtualService \(vs.meta.namespace)/\(vs.meta.name)", path: path, line: nil,
-                                                 message: "subset '\(subset)' of host '\(d.host)' is not defined by any DestinationRule"))
+                                                 message: message))
             }
         }
         for vs in bundle.virtualServices {

@@ -10,8 +10,12 @@ struct ResourceDecoder {
 
     func stringMatch(_ r: MapReader) -> StringMatch? {
         defer { r.finish() }
-        if let v = r.string("exact") { return .exact(v) }
-        if let v = r.string("prefix") { return .prefix(v) }
+        let given = ["exact", "prefix", "regex"].filter { r.has($0) }
+        if given.count > 1 {
+            diagnostics.error(r.path, "a string match takes one of exact, prefix or regex, not \(given.joined(separator: " and "))", line: r.node.line)
+        }
+        if let v = r.string("exact") { r.accept("prefix", "regex"); return .exact(v) }
+        if let v = r.string("prefix") { r.accept("regex"); return .prefix(v) }
         if let v = r.string("regex") {
             if (try? Regex(v)) == nil { diagnostics.error(r.sub("regex"), "'\(v)' is not a valid regular expression", line: r.raw("regex")?.line) }
             return .regex(v)
@@ -29,16 +33,18 @@ struct ResourceDecoder {
 
     func destination(_ r: MapReader) -> Destination? {
         defer { r.finish() }
-        guard let host = r.string("host"), !host.isEmpty else {
-            diagnostics.error(r.sub("host"), "a destination needs a host", line: r.node.line)
-            return nil
-        }
+        let host = r.string("host")
+        let subset = r.string("subset")
         var port: UInt16?
         if let p = r.map("port") {
             port = self.port(p, "number")
             p.finish()
         }
-        return Destination(host: host.lowercased(), subset: r.string("subset"), port: port)
+        guard let host, !host.isEmpty else {
+            diagnostics.error(r.sub("host"), "a destination needs a host", line: r.node.line)
+            return nil
+        }
+        return Destination(host: host.lowercased(), subset: subset, port: port)
     }
 
     func headerOperations(_ r: MapReader?) -> HeaderOperations {
@@ -60,23 +66,37 @@ struct ResourceDecoder {
     func weightedDestinations(_ r: MapReader, _ key: String) -> [WeightedDestination] {
         let items = r.maps(key)
         var out: [WeightedDestination] = []
+        var invalid = false
         for item in items {
             defer { item.finish() }
-            guard let dr = item.map("destination"), let d = destination(dr) else {
-                if !item.has("destination") { diagnostics.error(item.path, "a route needs a destination", line: item.node.line) }
-                continue
-            }
+            // Read every field first, so an error in one does not also report the others as unknown.
+            let d = item.map("destination").flatMap(destination)
+            let headers = headers(item.map("headers"))
             var weight: UInt32 = items.count == 1 ? 100 : 0
             if let w = item.raw("weight") {
-                guard let v = w.string.flatMap(Int.init) else { diagnostics.error(item.sub("weight"), "expected an integer", line: w.line); continue }
-                if v < 0 { diagnostics.error(item.sub("weight"), "weight \(v) is negative; weights are relative integers >= 0", line: w.line); continue }
+                guard let v = w.string.flatMap(Int.init) else {
+                    diagnostics.error(item.sub("weight"), "expected an integer", line: w.line); invalid = true; continue
+                }
+                if v < 0 {
+                    diagnostics.error(item.sub("weight"), "weight \(v) is negative; weights are relative integers >= 0", line: w.line); invalid = true; continue
+                }
                 weight = UInt32(min(v, Int(UInt32.max)))
             }
-            out.append(WeightedDestination(destination: d, weight: weight, headers: headers(item.map("headers"))))
+            guard let d else {
+                if !item.has("destination") { diagnostics.error(item.sub("destination"), "a route needs a destination", line: item.node.line) }
+                invalid = true
+                continue
+            }
+            out.append(WeightedDestination(destination: d, weight: weight, headers: headers))
         }
-        if out.count > 1 && out.allSatisfy({ $0.weight == 0 }) && !items.contains(where: { $0.has("weight") }) {
-            // Istio: several destinations without weights share the traffic equally.
-            out = out.map { var d = $0; d.weight = 1; return d }
+        if out.count > 1 && out.allSatisfy({ $0.weight == 0 }) {
+            if !items.contains(where: { $0.has("weight") }) {
+                // Several destinations without weights share the traffic equally.
+                out = out.map { var d = $0; d.weight = 1; return d }
+            } else if !invalid {
+                // Istio's validation: with several destinations the weights cannot all be 0 (nothing could be picked).
+                diagnostics.error(r.sub(key), "total destination weight is 0", line: r.raw(key)?.line)
+            }
         }
         return out
     }
@@ -90,12 +110,16 @@ struct ResourceDecoder {
         var ports: [ServicePort] = []
         for p in spec.maps("ports") {
             defer { p.finish() }
-            guard let number = port(p, "number") else {
+            let number = port(p, "number")
+            let protocolName = (p.string("protocol") ?? "TCP").uppercased()
+            let name = p.string("name")
+            let targetPort = port(p, "targetPort")
+            guard let number else {
                 if !p.has("number") { diagnostics.error(p.sub("number"), "a port needs a number", line: p.node.line) }
                 continue
             }
-            ports.append(ServicePort(number: number, protocolName: (p.string("protocol") ?? "TCP").uppercased(),
-                                     name: p.string("name") ?? "port-\(number)", targetPort: port(p, "targetPort")))
+            if ports.contains(where: { $0.number == number }) { diagnostics.error(p.sub("number"), "port \(number) is listed twice", line: p.node.line) }
+            ports.append(ServicePort(number: number, protocolName: protocolName, name: name ?? "port-\(number)", targetPort: targetPort))
         }
         let resolutionText = spec.string("resolution") ?? "NONE"
         let resolution = Resolution(rawValue: resolutionText.uppercased()) ?? {
@@ -105,18 +129,22 @@ struct ResourceDecoder {
         var endpoints: [WorkloadEntryEndpoint] = []
         for e in spec.maps("endpoints") {
             defer { e.finish() }
-            guard let address = e.string("address"), !address.isEmpty else {
+            let address = e.string("address")
+            var ports: [String: UInt16] = [:]
+            for (name, value) in e.stringMap("ports").sorted(by: { $0.key < $1.key }) {
+                guard let v = UInt16(value), v > 0 else { diagnostics.error(e.sub("ports.\(name)"), "'\(value)' is not a port number 1-65535"); continue }
+                ports[name] = v
+            }
+            // Weight 0 is "unset" in the proto: the endpoint gets the default weight 1.
+            let weight = e.int("weight", range: 0...Int(UInt32.max)).map(UInt32.init) ?? 1
+            let labels = e.stringMap("labels")
+            let locality = e.string("locality")
+            e.accept("network", "serviceAccount")
+            guard let address, !address.isEmpty else {
                 diagnostics.error(e.sub("address"), "an endpoint needs an address", line: e.node.line)
                 continue
             }
-            var ports: [String: UInt16] = [:]
-            for (name, value) in e.stringMap("ports") {
-                guard let v = UInt16(value), v > 0 else { diagnostics.error(e.sub("ports.\(name)"), "'\(value)' is not a port"); continue }
-                ports[name] = v
-            }
-            let weight = e.int("weight", range: 0...Int(UInt32.max)).map(UInt32.init) ?? 1
-            e.accept("network", "serviceAccount")
-            endpoints.append(WorkloadEntryEndpoint(address: address, ports: ports, labels: e.stringMap("labels"), weight: max(weight, 1), locality: e.string("locality")))
+            endpoints.append(WorkloadEntryEndpoint(address: address, ports: ports, labels: labels, weight: max(weight, 1), locality: locality))
         }
         if resolution == .staticAddresses && endpoints.isEmpty {
             diagnostics.error(spec.sub("endpoints"), "resolution STATIC needs endpoints")
@@ -183,21 +211,28 @@ struct ResourceDecoder {
                 rewrite = HTTPRewrite(uri: rw.string("uri"), authority: rw.string("authority"), uriRegex: regex)
             }
             var mirrors: [Mirror] = []
+            func percentage(_ owner: MapReader, _ key: String) -> Double {
+                guard let mp = owner.map(key) else { return 100 }
+                defer { mp.finish() }
+                let v = mp.double("value") ?? 100
+                if !(0...100).contains(v) {
+                    diagnostics.error(mp.sub("value"), "\(v) is not a percentage 0-100", line: mp.raw("value")?.line)
+                    return min(max(v, 0), 100)
+                }
+                return v
+            }
             if let m = r.map("mirror"), let d = destination(m) {
                 var percent = 100.0
-                if let mp = r.map("mirrorPercentage") { percent = mp.double("value") ?? 100; mp.finish() }
+                if r.has("mirrorPercentage") { percent = percentage(r, "mirrorPercentage") }
                 else if let legacy = r.int("mirrorPercent", range: 0...100) { percent = Double(legacy) }
                 mirrors.append(Mirror(destination: d, percent: percent))
             }
             for m in r.maps("mirrors") {
                 defer { m.finish() }
-                guard let dr = m.map("destination"), let d = destination(dr) else { continue }
-                var percent = 100.0
-                if let mp = m.map("percentage") { percent = mp.double("value") ?? 100; mp.finish() }
+                let percent = percentage(m, "percentage")
+                guard let dr = m.map("destination") else { diagnostics.error(m.sub("destination"), "a mirror needs a destination", line: m.node.line); continue }
+                guard let d = destination(dr) else { continue }
                 mirrors.append(Mirror(destination: d, percent: percent))
-            }
-            for (i, m) in mirrors.enumerated() where !(0...100).contains(m.percent) {
-                diagnostics.error(r.sub("mirrors[\(i)].percentage.value"), "\(m.percent) is not a percentage 0-100")
             }
             let route = weightedDestinations(r, "route")
             if route.isEmpty && redirect == nil && direct == nil {

@@ -132,13 +132,21 @@ extension Node {
     var string: String? { scalar?.string }
 }
 
-/// `10s`, `1.5s`, `250ms`, `1m`, `1h`, `0` as seconds.
+/// `10s`, `1.5s`, `250ms`, `1m`, `1h`, `1h30m`, `0` as seconds (Go's duration syntax, which Istio accepts).
 public func parseDuration(_ text: String) -> Double? {
-    let t = text.trimmingCharacters(in: .whitespaces)
+    let t = Substring(text.trimmingCharacters(in: .whitespaces))
     if t == "0" { return 0 }
-    for (suffix, scale) in [("ms", 0.001), ("us", 0.000_001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)] where t.hasSuffix(suffix) {
-        guard let v = Double(t.dropLast(suffix.count)), v >= 0 else { return nil }
-        return v * scale
+    let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+    var rest = t
+    var total = 0.0
+    while !rest.isEmpty {
+        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !number.isEmpty, let v = Double(number) else { return nil }
+        rest = rest.dropFirst(number.count)
+        let unitText = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
+        guard let unit = units.first(where: { $0.0 == unitText }) else { return nil }
+        rest = rest.dropFirst(unitText.count)
+        total += v * unit.1
     }
-    return nil
+    return t.isEmpty ? nil : total
 }

@@ -6,9 +6,9 @@ import Glibc
 /// A blocking TCP socket with the few operations the capture checks need. Owns its descriptor.
 public final class TCPSocket: @unchecked Sendable {
     public let fd: Int32
-    public let family: SocketAddress.Family
+    public let family: SocketEndpoint.Family
 
-    init(fd: Int32, family: SocketAddress.Family) {
+    init(fd: Int32, family: SocketEndpoint.Family) {
         self.fd = fd
         self.family = family
     }
@@ -17,7 +17,7 @@ public final class TCPSocket: @unchecked Sendable {
 
     /// Listens on the wildcard address of one family (IPv6 sockets are v6-only so both can share a port).
     /// `transparent` sets IP(V6)_TRANSPARENT, which a TPROXY rule needs to hand the socket connections.
-    public static func listen(family: SocketAddress.Family, port: UInt16, transparent: Bool = false) throws -> TCPSocket {
+    public static func listen(family: SocketEndpoint.Family, port: UInt16, transparent: Bool = false) throws -> TCPSocket {
         let domain = family == .v4 ? AF_INET : AF_INET6
         let fd = try syscall("socket") { socket(domain, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         let s = TCPSocket(fd: fd, family: family)
@@ -25,14 +25,14 @@ public final class TCPSocket: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if family == .v6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         if transparent { try syscall("setsockopt(IP_TRANSPARENT)") { cinterpose_set_transparent(fd, domain) } }
-        let any = SocketAddress(family: family, host: family == .v4 ? "0.0.0.0" : "::", port: port)
+        let any = SocketEndpoint(family: family, host: family == .v4 ? "0.0.0.0" : "::", port: port)
         try any.withSockaddr { addr, len in _ = try syscall("bind(\(any))") { bind(fd, addr, len) } }
         try syscall("listen") { Glibc.listen(fd, 128) }
         return s
     }
 
     /// Connects with a timeout; a refused or timed-out connection throws.
-    public static func connect(to address: SocketAddress, from source: SocketAddress? = nil, timeoutMillis: Int32) throws -> TCPSocket {
+    public static func connect(to address: SocketEndpoint, from source: SocketEndpoint? = nil, timeoutMillis: Int32) throws -> TCPSocket {
         let fd = try syscall("socket") { socket(address.domain, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0) }
         let s = TCPSocket(fd: fd, family: address.family)
         if let source {
@@ -60,32 +60,32 @@ public final class TCPSocket: @unchecked Sendable {
         return TCPSocket(fd: c, family: family)
     }
 
-    public func localAddress() throws -> SocketAddress {
+    public func localAddress() throws -> SocketEndpoint {
         var st = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         try withUnsafeMutablePointer(to: &st) { p in
             _ = try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in try syscall("getsockname") { getsockname(fd, sa, &len) } }
         }
-        guard let a = SocketAddress(storage: st) else { throw SystemError("getsockname", errno: EAFNOSUPPORT) }
+        guard let a = SocketEndpoint(storage: st) else { throw SystemError("getsockname", errno: EAFNOSUPPORT) }
         return a
     }
 
-    public func peerAddress() throws -> SocketAddress {
+    public func peerAddress() throws -> SocketEndpoint {
         var st = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         try withUnsafeMutablePointer(to: &st) { p in
             _ = try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in try syscall("getpeername") { getpeername(fd, sa, &len) } }
         }
-        guard let a = SocketAddress(storage: st) else { throw SystemError("getpeername", errno: EAFNOSUPPORT) }
+        guard let a = SocketEndpoint(storage: st) else { throw SystemError("getpeername", errno: EAFNOSUPPORT) }
         return a
     }
 
     /// The destination before NAT (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST); ENOENT when not NATed.
-    public func originalDestination() throws -> SocketAddress {
+    public func originalDestination() throws -> SocketEndpoint {
         var st = sockaddr_storage()
         var len = socklen_t(0)
         try syscall("getsockopt(SO_ORIGINAL_DST)") { cinterpose_original_dst(fd, family == .v4 ? AF_INET : AF_INET6, &st, &len) }
-        guard let a = SocketAddress(storage: st) else { throw SystemError("getsockopt(SO_ORIGINAL_DST)", errno: EAFNOSUPPORT) }
+        guard let a = SocketEndpoint(storage: st) else { throw SystemError("getsockopt(SO_ORIGINAL_DST)", errno: EAFNOSUPPORT) }
         return a
     }
 

@@ -6,27 +6,27 @@ import Glibc
 /// A blocking UDP socket: enough to show where a captured datagram (DNS) arrives.
 public final class UDPSocket: @unchecked Sendable {
     public let fd: Int32
-    public let family: SocketAddress.Family
+    public let family: SocketEndpoint.Family
 
-    init(fd: Int32, family: SocketAddress.Family) {
+    init(fd: Int32, family: SocketEndpoint.Family) {
         self.fd = fd
         self.family = family
     }
 
     deinit { close(fd) }
 
-    public static func bind(family: SocketAddress.Family, port: UInt16) throws -> UDPSocket {
+    public static func bind(family: SocketEndpoint.Family, port: UInt16) throws -> UDPSocket {
         let fd = try syscall("socket") { socket(family == .v4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         let s = UDPSocket(fd: fd, family: family)
         var one: Int32 = 1
         if family == .v6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        let any = SocketAddress(family: family, host: family == .v4 ? "0.0.0.0" : "::", port: port)
+        let any = SocketEndpoint(family: family, host: family == .v4 ? "0.0.0.0" : "::", port: port)
         try any.withSockaddr { addr, len in _ = try syscall("bind(\(any))") { Glibc.bind(fd, addr, len) } }
         return s
     }
 
     /// Answers one waiting datagram with `reply(sender)`.
-    public func answerOne(_ reply: (SocketAddress) -> String) throws {
+    public func answerOne(_ reply: (SocketEndpoint) -> String) throws {
         var buf = [UInt8](repeating: 0, count: 2048)
         var st = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -34,7 +34,7 @@ public final class UDPSocket: @unchecked Sendable {
             try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in try syscall("recvfrom") { recvfrom(fd, &buf, buf.count, 0, sa, &len) } }
         }
         _ = n
-        guard let sender = SocketAddress(storage: st) else { return }
+        guard let sender = SocketEndpoint(storage: st) else { return }
         let bytes = Array(reply(sender).utf8)
         _ = try withUnsafePointer(to: &st) { p in
             try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in try syscall("sendto") { sendto(fd, bytes, bytes.count, 0, sa, len) } }
@@ -42,7 +42,7 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     /// Sends one datagram to `address` and waits for one answer.
-    public static func exchange(with address: SocketAddress, payload: String, timeoutMillis: Int32) throws -> String {
+    public static func exchange(with address: SocketEndpoint, payload: String, timeoutMillis: Int32) throws -> String {
         let fd = try syscall("socket") { socket(address.domain, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         let s = UDPSocket(fd: fd, family: address.family)
         let bytes = Array(payload.utf8)

@@ -25,6 +25,15 @@ public struct ForwardPlan: Sendable {
     public var responseHeaders: [HeaderOperations]
     public var mirrors: [(cluster: Cluster, percent: Double)]
     public var timeout: Double?
+    /// What `rewrite.uri` replaces: the uri prefix of the match block that chose this route, `/` when that
+    /// block (or the route) has no uri condition, as Istio matches it with prefix `/`; nil for an exact or
+    /// regex uri match, where the whole path is replaced. See `rewritePath`.
+    public var matchedPrefix: String? = nil
+
+    /// The path and query to send upstream after this plan's rewrite (unchanged without one).
+    public func rewrittenPath(_ pathAndQuery: String) -> String {
+        rewritePath(pathAndQuery, rewrite: rewrite, regex: uriRegexRewrite, matchedPrefix: matchedPrefix)
+    }
 }
 
 /// Why a request was routed as it was, for `interpose explain`.
@@ -32,6 +41,7 @@ public struct RouteTrace: Sendable {
     public var host = ""
     public var virtualService: String?
     public var lines: [String] = []
+    public init() {}
 }
 
 /// Pure routing: a table, a request, the original destination, the dice. No I/O.
@@ -46,7 +56,7 @@ public struct HTTPRouter {
         var host = normalizeHost(request.authority)
         trace?.pointee.host = host
         var vs = table.virtualService(forHost: host)
-        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forAddress: addr) {
+        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forAddress: addr, port: request.port) {
             note("host '\(host)' is unknown; original destination \(addr) belongs to service \(owner)")
             host = owner
             vs = table.virtualService(forHost: owner)
@@ -67,6 +77,7 @@ public struct HTTPRouter {
         let labels = table.proxy.labels
         for route in vs.http {
             var matched = route.matches.isEmpty
+            var matchedPrefix: String? = "/"
             if route.matches.isEmpty { note("route \(route.label): no match conditions, matches everything") }
             for (i, m) in route.matches.enumerated() {
                 if let why = m.mismatch(request, sourceLabels: labels) {
@@ -74,13 +85,24 @@ public struct HTTPRouter {
                 } else {
                     note("route \(route.label) match[\(i)]\(m.name.map { " \($0)" } ?? ""): yes")
                     matched = true
+                    matchedPrefix = m.rewritablePrefix
                     break
                 }
             }
             guard matched else { continue }
-            if let r = route.redirect { return .redirect(status: r.code, location: redirectLocation(r, request)) }
-            if let d = route.directResponse { return .direct(status: d.status, body: d.body) }
-            guard let pick = WeightedChoice.pick(route.weights, using: &rng) else { return .noRoute }
+            if let r = route.redirect {
+                let location = redirectLocation(r, request)
+                note("redirect \(r.code) to \(location)")
+                return .redirect(status: r.code, location: location)
+            }
+            if let d = route.directResponse {
+                note("direct response \(d.status)")
+                return .direct(status: d.status, body: d.body)
+            }
+            guard let pick = WeightedChoice.pick(route.weights, using: &rng) else {
+                note("route \(route.label) has no destination with a weight above 0: 404 NR")
+                return .noRoute
+            }
             let dest = route.destinations[pick]
             note("destination \(dest.destination.host)\(dest.destination.subset.map { " subset \($0)" } ?? "") picked by weight \(dest.weight) of \(route.weights.reduce(0, +))")
             guard let cluster = table.cluster(dest.destination, requestPort: request.port) else {
@@ -98,25 +120,71 @@ public struct HTTPRouter {
                                         rewrite: route.rewrite, uriRegexRewrite: route.uriRegexRewrite,
                                         requestHeaders: [route.headers.request, dest.headers.request],
                                         responseHeaders: [route.headers.response, dest.headers.response],
-                                        mirrors: mirrors, timeout: route.timeout))
+                                        mirrors: mirrors, timeout: route.timeout, matchedPrefix: matchedPrefix))
         }
         note("no route of \(vs.namespace)/\(vs.name) matched: 404 NR")
         return .noRoute
     }
 
+    /// Envoy's redirect: the scheme, host, port and path given replace the request's; a `uri` without a
+    /// query keeps the request's query; changing the scheme drops the old scheme's default port
+    /// (`http://a:80` -> `https://a`).
     func redirectLocation(_ r: HTTPRedirect, _ req: RequestView) -> String {
         let scheme = r.scheme ?? req.scheme
-        var authority = r.authority ?? req.authority
-        if let port = r.port { authority = normalizeHost(authority) + ":\(port)" }
-        let path = r.uri ?? req.pathAndQuery
+        var authority: String
+        if let a = r.authority {
+            authority = a
+        } else {
+            authority = req.authority
+            let (host, port) = splitAuthority(req.authority)
+            if let port {
+                var removePort = r.port != nil
+                if scheme != req.scheme {
+                    removePort = removePort || (req.scheme == "https" && port == 443) || (req.scheme == "http" && port == 80)
+                }
+                if removePort { authority = host }
+            }
+        }
+        if let port = r.port { authority += ":\(port)" }
+        var path = req.pathAndQuery
+        if let uri = r.uri {
+            path = uri
+            if !uri.contains("?"), let q = req.pathAndQuery.firstIndex(of: "?") { path += req.pathAndQuery[q...] }
+        }
         return "\(scheme)://\(authority)\(path)"
     }
 }
 
-/// Applies a route's rewrite to a path: prefix swap (Istio's `uri`) or regex rewrite.
+/// `host:port` or `[v6]:port` into the host (brackets kept) and the port.
+func splitAuthority(_ authority: String) -> (host: String, port: UInt16?) {
+    if authority.hasPrefix("[") {
+        guard let close = authority.firstIndex(of: "]") else { return (authority, nil) }
+        let rest = authority[authority.index(after: close)...]
+        if rest.hasPrefix(":"), let p = UInt16(rest.dropFirst()) { return (String(authority[...close]), p) }
+        return (authority, nil)
+    }
+    if let colon = authority.lastIndex(of: ":"), authority.firstIndex(of: ":") == colon, let p = UInt16(authority[authority.index(after: colon)...]) {
+        return (String(authority[..<colon]), p)
+    }
+    return (authority, nil)
+}
+
+/// Applies a route's rewrite to a request path (with or without its query string, which is kept):
+/// `uriRegexRewrite` substitutes every match in the path; `uri` swaps the matched prefix (Envoy's
+/// `prefix_rewrite`; compared ignoring ASCII case, for `ignoreUriCase`) or, with no prefix (exact or regex
+/// match), replaces the whole path.
 public func rewritePath(_ path: String, rewrite: HTTPRewrite?, regex: CompiledRegexRewrite?, matchedPrefix: String?) -> String {
-    if let regex { return regex.apply(path) }
+    let q = path.firstIndex(of: "?")
+    let pathOnly = q.map { String(path[..<$0]) } ?? path
+    let query = q.map { String(path[$0...]) } ?? ""
+    if let regex { return regex.apply(pathOnly) + query }
     guard let newURI = rewrite?.uri else { return path }
-    if let prefix = matchedPrefix, path.hasPrefix(prefix) { return newURI + path.dropFirst(prefix.count) }
-    return newURI
+    if let prefix = matchedPrefix {
+        let p = Array(prefix.utf8), bytes = Array(pathOnly.utf8)
+        func lower(_ b: UInt8) -> UInt8 { (65...90).contains(b) ? b + 32 : b }
+        if bytes.count >= p.count, zip(bytes, p).allSatisfy({ lower($0) == lower($1) }) {
+            return newURI + String(decoding: bytes[p.count...], as: UTF8.self) + query
+        }
+    }
+    return newURI + query
 }

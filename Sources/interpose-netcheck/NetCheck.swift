@@ -9,7 +9,7 @@ struct NetCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "interpose-netcheck",
         abstract: "Listen or dial to show where captured connections arrive and their original destination.",
-        subcommands: [Listen.self, Dial.self]
+        subcommands: [Listen.self, Dial.self, HTTPServe.self, HTTPGet.self]
     )
 }
 
@@ -33,7 +33,7 @@ struct Listen: ParsableCommand {
     func run() throws {
         var tcp: [Int32: TCPSocket] = [:]
         var udp: [Int32: UDPSocket] = [:]
-        let families: [SocketAddress.Family] = noIPv6 ? [.v4] : [.v4, .v6]
+        let families: [SocketEndpoint.Family] = noIPv6 ? [.v4] : [.v4, .v6]
         for port in ports {
             for f in families { let s = try TCPSocket.listen(family: f, port: port, transparent: transparent); tcp[s.fd] = s }
         }
@@ -71,10 +71,10 @@ struct Dial: ParsableCommand {
     @Option(help: "Connect and read timeout in milliseconds.") var timeoutMs: Int32 = 3000
 
     func run() throws {
-        guard let addr = SocketAddress.parse(address) else { throw ValidationError("'\(address)' is not host:port or [ipv6]:port") }
-        var from: SocketAddress? = nil
+        guard let addr = SocketEndpoint.parse(address) else { throw ValidationError("'\(address)' is not host:port or [ipv6]:port") }
+        var from: SocketEndpoint? = nil
         if let source {
-            guard let s = SocketAddress.parse(source) else { throw ValidationError("--source: '\(source)' is not host:port or [ipv6]:port") }
+            guard let s = SocketEndpoint.parse(source) else { throw ValidationError("--source: '\(source)' is not host:port or [ipv6]:port") }
             from = s
         }
         do {

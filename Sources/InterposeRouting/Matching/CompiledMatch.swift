@@ -3,19 +3,32 @@ import InterposeConfig
 /// A compiled string condition. Regexes are compiled once, at config load, and must match the whole
 /// value (RE2 full-match semantics, as Envoy's safe_regex).
 public struct CompiledStringMatch: @unchecked Sendable, CustomStringConvertible {
-    enum Kind { case exact(String), prefix(String), regex(Regex<AnyRegexOutput>, String) }
+    enum Kind { case exact(String), prefix(String), regex(Regex<AnyRegexOutput>, String), invalid(String) }
     let kind: Kind
     let ignoreCase: Bool
 
+    /// `ignoreCase` applies to exact and prefix only: Istio's `ignoreUriCase` leaves regexes case-sensitive.
+    /// nil when the regex does not compile.
     public init?(_ m: StringMatch, ignoreCase: Bool = false) {
+        let compiled = CompiledStringMatch.compiling(m, ignoreCase: ignoreCase)
+        if case .invalid = compiled.kind { return nil }
+        self = compiled
+    }
+
+    private init(kind: Kind, ignoreCase: Bool) {
+        self.kind = kind
         self.ignoreCase = ignoreCase
+    }
+
+    /// Never fails: a regex that does not compile becomes a condition that matches nothing (validation
+    /// reports it; a table built anyway must not turn the condition into "match everything").
+    static func compiling(_ m: StringMatch, ignoreCase: Bool = false) -> CompiledStringMatch {
         switch m {
-        case .exact(let s): kind = .exact(ignoreCase ? s.lowercased() : s)
-        case .prefix(let s): kind = .prefix(ignoreCase ? s.lowercased() : s)
+        case .exact(let s): return CompiledStringMatch(kind: .exact(ignoreCase ? s.lowercased() : s), ignoreCase: ignoreCase)
+        case .prefix(let s): return CompiledStringMatch(kind: .prefix(ignoreCase ? s.lowercased() : s), ignoreCase: ignoreCase)
         case .regex(let s):
-            guard var r = try? Regex(s) else { return nil }
-            if ignoreCase { r = r.ignoresCase() }
-            kind = .regex(r, s)
+            guard let r = try? Regex(s) else { return CompiledStringMatch(kind: .invalid(s), ignoreCase: false) }
+            return CompiledStringMatch(kind: .regex(r, s), ignoreCase: false)
         }
     }
 
@@ -24,14 +37,22 @@ public struct CompiledStringMatch: @unchecked Sendable, CustomStringConvertible 
         case .exact(let s): return (ignoreCase ? value.lowercased() : value) == s
         case .prefix(let s): return (ignoreCase ? value.lowercased() : value).hasPrefix(s)
         case .regex(let r, _): return (try? r.wholeMatch(in: value)) != nil
+        case .invalid: return false
         }
+    }
+
+    /// The prefix this condition matches on (what a `rewrite.uri` swaps), nil for exact and regex.
+    var prefix: String? {
+        if case .prefix(let p) = kind { return p }
+        return nil
     }
 
     public var description: String {
         switch kind {
-        case .exact(let s): return "exact '\(s)'"
-        case .prefix(let s): return "prefix '\(s)'"
+        case .exact(let s): return "exact '\(s)'\(ignoreCase ? " (ignoring case)" : "")"
+        case .prefix(let s): return "prefix '\(s)'\(ignoreCase ? " (ignoring case)" : "")"
         case .regex(_, let s): return "regex '\(s)'"
+        case .invalid(let s): return "invalid regex '\(s)' (matches nothing)"
         }
     }
 }
@@ -104,18 +125,29 @@ public struct CompiledHTTPMatch: Sendable {
     var port: UInt16?
     var sourceLabels: [String: String]
     public let name: String?
+    /// The uri prefix this match requires, if it is a prefix match.
+    public let uriPrefix: String?
 
     init(_ m: HTTPMatchRequest) {
+        if case .prefix(let p) = m.uri { uriPrefix = p } else { uriPrefix = nil }
         name = m.name
-        uri = m.uri.flatMap { CompiledStringMatch($0, ignoreCase: m.ignoreUriCase) }
-        scheme = m.scheme.flatMap { CompiledStringMatch($0) }
-        method = m.method.flatMap { CompiledStringMatch($0) }
-        authority = m.authority.flatMap { CompiledStringMatch($0) }
-        headers = m.headers.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
-        withoutHeaders = m.withoutHeaders.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
-        queryParams = m.queryParams.map { ($0.0, $0.1.flatMap { CompiledStringMatch($0) }) }
+        uri = m.uri.map { CompiledStringMatch.compiling($0, ignoreCase: m.ignoreUriCase) }
+        scheme = m.scheme.map { CompiledStringMatch.compiling($0) }
+        method = m.method.map { CompiledStringMatch.compiling($0) }
+        authority = m.authority.map { CompiledStringMatch.compiling($0) }
+        headers = m.headers.map { ($0.0, $0.1.map { CompiledStringMatch.compiling($0) }) }
+        withoutHeaders = m.withoutHeaders.map { ($0.0, $0.1.map { CompiledStringMatch.compiling($0) }) }
+        queryParams = m.queryParams.map { ($0.0, $0.1.map { CompiledStringMatch.compiling($0) }) }
         port = m.port
         sourceLabels = m.sourceLabels
+    }
+
+    /// What `rewrite.uri` replaces when this block matched, as Envoy's `prefix_rewrite` does: the matched
+    /// prefix, `/` when the block has no uri condition (Istio matches it as prefix `/`), nil (the whole
+    /// path) for an exact or regex uri.
+    public var rewritablePrefix: String? {
+        guard let uri else { return "/" }
+        return uri.prefix
     }
 
     /// nil when the request matches, else the first condition that failed (for `explain`).

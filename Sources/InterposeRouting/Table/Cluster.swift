@@ -6,6 +6,11 @@ public struct ClusterKey: Hashable, Sendable, CustomStringConvertible {
     public var subset: String?
     public var port: UInt16
     public var description: String { "outbound|\(port)|\(subset ?? "")|\(host)" }
+    public init(host: String, subset: String?, port: UInt16) {
+        self.host = host
+        self.subset = subset
+        self.port = port
+    }
 }
 
 public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
@@ -30,6 +35,20 @@ public struct Cluster: Sendable {
     /// This service's labels for telemetry (destination_service_name / _namespace).
     public var serviceName: String
     public var serviceNamespace: String
+
+    public init(key: ClusterKey, endpoints: [Endpoint], usesOriginalDestination: Bool, loadBalancer: LoadBalancerSetting, connectTimeout: Double,
+                maxRequestsPerConnection: Int?, idleTimeout: Double, isHTTP: Bool, serviceName: String, serviceNamespace: String) {
+        self.key = key
+        self.endpoints = endpoints
+        self.usesOriginalDestination = usesOriginalDestination
+        self.loadBalancer = loadBalancer
+        self.connectTimeout = connectTimeout
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.idleTimeout = idleTimeout
+        self.isHTTP = isHTTP
+        self.serviceName = serviceName
+        self.serviceNamespace = serviceNamespace
+    }
 }
 
 /// What a ServiceEntry host compiles to.

@@ -12,15 +12,15 @@ public final class RoutingTable: Sendable {
     /// `*.suffix` hosts, longest suffix first; the value indexes `virtualServices`.
     let wildcardHosts: [(suffix: String, index: Int)]
     let catchAll: Int?
-    /// Service VIPs (ServiceEntry addresses) to their host.
-    let vips: [String: String]
-    /// Endpoint addresses to the host that owns them (for routing by original destination).
-    let endpointHosts: [String: String]
+    /// Service VIPs and CIDRs (ServiceEntry addresses) to their hosts.
+    let vips: AddressIndex
+    /// STATIC endpoint addresses to the hosts that own them (for routing by original destination).
+    let endpointHosts: AddressIndex
     public let clusters: [ClusterKey: Cluster]
     let serviceHostsBySuffix: [(suffix: String, host: String)]
 
     init(generation: Int, proxy: ProxySettings, outboundTrafficPolicy: OutboundTrafficPolicy, virtualServices: [CompiledVirtualService],
-         services: [String: ServiceInfo], clusters: [ClusterKey: Cluster], vips: [String: String], endpointHosts: [String: String]) {
+         services: [String: ServiceInfo], clusters: [ClusterKey: Cluster], vips: AddressIndex, endpointHosts: AddressIndex) {
         self.generation = generation
         self.proxy = proxy
         self.outboundTrafficPolicy = outboundTrafficPolicy
@@ -60,9 +60,13 @@ public final class RoutingTable: Sendable {
         return nil
     }
 
-    /// The service whose VIP (or endpoint address) is this original destination.
-    public func serviceHost(forAddress address: String) -> String? {
-        vips[address] ?? endpointHosts[address]
+    /// The service whose VIP (an address or CIDR of a ServiceEntry) or STATIC endpoint is this original
+    /// destination. `address` may carry a port (`10.0.0.1:80`, `[::1]:80`); `port`, or that port, picks
+    /// among services sharing an address by the ports they declare. The most specific CIDR wins.
+    public func serviceHost(forAddress address: String, port: UInt16? = nil) -> String? {
+        let (ip, embeddedPort) = splitAddressPort(address)
+        let p = port ?? embeddedPort
+        return vips.lookup(ip, port: p) ?? endpointHosts.lookup(ip, port: p)
     }
 
     public func cluster(_ d: Destination, requestPort: UInt16) -> Cluster? {
@@ -81,4 +85,121 @@ public func normalizeHost(_ host: String) -> String {
         h = h[..<colon]
     }
     return h.lowercased()
+}
+
+/// Splits `10.0.0.1:80`, `[::1]:80`, `10.0.0.1`, `::1` into the address and the port, if any.
+func splitAddressPort(_ s: String) -> (address: String, port: UInt16?) {
+    if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+        let address = String(s[s.index(after: s.startIndex)..<close])
+        let rest = s[s.index(after: close)...]
+        return (address, rest.hasPrefix(":") ? UInt16(rest.dropFirst()) : nil)
+    }
+    if let colon = s.lastIndex(of: ":"), s.firstIndex(of: ":") == colon, let port = UInt16(s[s.index(after: colon)...]) {
+        return (String(s[..<colon]), port)
+    }
+    return (s, nil)
+}
+
+/// Addresses and CIDRs to the service hosts that declare them, in config order.
+struct AddressIndex: Sendable {
+    struct Owner: Sendable {
+        var host: String
+        var ports: Set<UInt16>
+    }
+    struct Block: Sendable {
+        var network: [UInt8]
+        var bits: Int
+        var owners: [Owner]
+    }
+    private var exact: [[UInt8]: [Owner]] = [:]
+    /// CIDRs shorter than a host address, most specific first.
+    private var blocks: [Block] = []
+
+    init() {}
+
+    /// Adds `10.0.0.1`, `10.0.0.0/24`, `2001:db8::/32`. Returns false when it is not an address or CIDR.
+    @discardableResult
+    mutating func add(_ text: String, host: String, ports: Set<UInt16>) -> Bool {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first, let bytes = parseIPAddress(String(first)) else { return false }
+        var bits = bytes.count * 8
+        if parts.count == 2 {
+            guard let b = Int(parts[1]), (0...bits).contains(b) else { return false }
+            bits = b
+        }
+        let owner = Owner(host: host, ports: ports)
+        if bits == bytes.count * 8 {
+            exact[bytes, default: []].append(owner)
+        } else {
+            let network = masked(bytes, bits)
+            if let i = blocks.firstIndex(where: { $0.network == network && $0.bits == bits }) {
+                blocks[i].owners.append(owner)
+            } else {
+                blocks.append(Block(network: network, bits: bits, owners: [owner]))
+                blocks.sort { $0.bits > $1.bits }
+            }
+        }
+        return true
+    }
+
+    func lookup(_ address: String, port: UInt16?) -> String? {
+        guard let bytes = parseIPAddress(address) else { return nil }
+        if let owners = exact[bytes] { return pick(owners, port) }
+        for block in blocks where block.network.count == bytes.count && masked(bytes, block.bits) == block.network {
+            return pick(block.owners, port)
+        }
+        return nil
+    }
+
+    /// The first owner declaring the port, else the first owner.
+    private func pick(_ owners: [Owner], _ port: UInt16?) -> String? {
+        if let port, let o = owners.first(where: { $0.ports.contains(port) }) { return o.host }
+        return owners.first?.host
+    }
+
+    private func masked(_ bytes: [UInt8], _ bits: Int) -> [UInt8] {
+        bytes.enumerated().map { i, b in
+            let keep = min(max(bits - i * 8, 0), 8)
+            return keep == 8 ? b : b & ~(UInt8(0xFF) >> keep)
+        }
+    }
+}
+
+/// 4 bytes for IPv4, 16 for IPv6 (with `::` and an embedded IPv4 tail); nil otherwise.
+func parseIPAddress(_ text: String) -> [UInt8]? {
+    if !text.contains(":") {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var out: [UInt8] = []
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt8(p) else { return nil }
+            out.append(v)
+        }
+        return out
+    }
+    var text = Substring(text)
+    if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
+    func groups(_ s: Substring) -> [UInt8]? {
+        if s.isEmpty { return [] }
+        var out: [UInt8] = []
+        let items = s.split(separator: ":", omittingEmptySubsequences: false)
+        for (i, item) in items.enumerated() {
+            if item.contains("."), i == items.count - 1 {
+                guard let v4 = parseIPAddress(String(item)) else { return nil }
+                out += v4
+            } else {
+                guard (1...4).contains(item.count), let v = UInt16(item, radix: 16) else { return nil }
+                out += [UInt8(v >> 8), UInt8(v & 0xFF)]
+            }
+        }
+        return out
+    }
+    let halves = text.split(separator: "::", omittingEmptySubsequences: false)
+    if halves.count > 2 { return nil }
+    if halves.count == 2 {
+        guard let head = groups(halves[0]), let tail = groups(halves[1]), head.count + tail.count <= 14 else { return nil }
+        return head + Array(repeating: 0, count: 16 - head.count - tail.count) + tail
+    }
+    guard let all = groups(text), all.count == 16 else { return nil }
+    return all
 }

@@ -8,20 +8,24 @@ public enum TableCompiler {
 
     public static func compile(_ bundle: ConfigBundle, generation: Int, resolved: [String: [String]] = [:]) -> RoutingTable {
         var services: [String: ServiceInfo] = [:]
-        var vips: [String: String] = [:]
-        var endpointHosts: [String: String] = [:]
+        var vips = AddressIndex()
+        var endpointHosts = AddressIndex()
         for se in bundle.serviceEntries {
+            // The first ServiceEntry to name a host owns it; an address shared by several hosts goes to
+            // the first one that declares the request's port (see AddressIndex).
             for host in se.hosts where services[host] == nil {
                 services[host] = ServiceInfo(host: host, namespace: se.meta.namespace, ports: se.ports, resolution: se.resolution, endpoints: se.endpoints)
-                for a in se.addresses { vips[a.split(separator: "/").first.map(String.init) ?? a] = host }
-                for e in se.endpoints where se.resolution == .staticAddresses { endpointHosts[e.address] = endpointHosts[e.address] ?? host }
+                let ports = Set(se.ports.map(\.number))
+                for a in se.addresses { vips.add(a, host: host, ports: ports) }
+                if se.resolution == .staticAddresses {
+                    for e in se.endpoints { endpointHosts.add(e.address, host: host, ports: ports) }
+                }
             }
         }
-        let rules = Dictionary(bundle.destinationRules.map { ($0.host, $0) }, uniquingKeysWith: { first, _ in first })
 
         var clusters: [ClusterKey: Cluster] = [:]
         for (host, svc) in services {
-            let rule = rules[host] ?? rules.first { $0.key.hasPrefix("*.") && host.hasSuffix(String($0.key.dropFirst(1))) }?.value
+            let rule = bundle.destinationRule(forHost: host)
             let subsets: [Subset?] = [nil] + (rule?.subsets ?? []).map { Optional($0) }
             for port in svc.ports {
                 for subset in subsets {
@@ -59,14 +63,22 @@ public enum TableCompiler {
                             virtualServices: compiled, services: services, clusters: clusters, vips: vips, endpointHosts: endpointHosts)
     }
 
-    /// Port-level settings of a subset, then the subset, then the rule's port level, then the rule.
+    /// Istio's merge (`MergeSubsetTrafficPolicy`): the rule's policy, or its port-level settings for this port
+    /// instead; then each field the subset sets overrides it, or, when the subset has port-level settings
+    /// for this port, those replace every field. Port-level settings do not inherit: a field they leave out
+    /// takes its default, not the level below.
     static func effectivePolicy(rule: DestinationRule?, subset: Subset?, port: UInt16) -> TrafficPolicy {
-        let layers: [TrafficPolicy?] = [subset?.trafficPolicy?.portSettings[port], subset?.trafficPolicy,
-                                        rule?.trafficPolicy?.portSettings[port], rule?.trafficPolicy]
-        var out = TrafficPolicy()
-        for layer in layers.compactMap({ $0 }) {
-            if out.loadBalancer == nil { out.loadBalancer = layer.loadBalancer }
-            if out.connectionPool == nil { out.connectionPool = layer.connectionPool }
+        func atPort(_ policy: TrafficPolicy?) -> (policy: TrafficPolicy?, portLevel: Bool) {
+            guard let policy else { return (nil, false) }
+            if let p = policy.portSettings[port] { return (p, true) }
+            return (policy, false)
+        }
+        var out = atPort(rule?.trafficPolicy).policy ?? TrafficPolicy()
+        out.portSettings = [:]
+        let (sub, subsetPortLevel) = atPort(subset?.trafficPolicy)
+        if let sub {
+            if sub.loadBalancer != nil || subsetPortLevel { out.loadBalancer = sub.loadBalancer }
+            if sub.connectionPool != nil || subsetPortLevel { out.connectionPool = sub.connectionPool }
         }
         return out
     }
@@ -80,7 +92,7 @@ public enum TableCompiler {
         switch svc.resolution {
         case .none where svc.endpoints.isEmpty:
             return []
-        case .dns, .dnsRoundRobin where svc.endpoints.isEmpty:
+        case .dns where svc.endpoints.isEmpty, .dnsRoundRobin where svc.endpoints.isEmpty:
             return addresses(svc.host).map { Endpoint(address: $0, port: port.targetPort ?? port.number, weight: 1, labels: [:]) }
         default:
             var out: [Endpoint] = []
@@ -104,7 +116,5 @@ public enum TableCompiler {
 }
 
 public func isIPLiteral(_ s: String) -> Bool {
-    if s.contains(":") { return s.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
-    let parts = s.split(separator: ".")
-    return parts.count == 4 && parts.allSatisfy { $0.allSatisfy(\.isNumber) && (Int($0) ?? 256) < 256 }
+    parseIPAddress(s) != nil
 }

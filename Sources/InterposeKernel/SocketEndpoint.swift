@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// An IPv4 or IPv6 address with a port, converted to and from `sockaddr_storage`.
-public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
+public struct SocketEndpoint: Sendable, Equatable, CustomStringConvertible {
     public enum Family: Sendable { case v4, v6 }
     public let family: Family
     public let host: String
@@ -19,17 +19,17 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String { family == .v6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Parses `HOST:PORT` or `[V6]:PORT` with a numeric host.
-    public static func parse(_ text: String) -> SocketAddress? {
+    public static func parse(_ text: String) -> SocketEndpoint? {
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]") else { return nil }
             let host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
             guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()) else { return nil }
-            return SocketAddress(family: .v6, host: host, port: port)
+            return SocketEndpoint(family: .v6, host: host, port: port)
         }
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
         let host = String(text[..<colon])
-        return SocketAddress(family: host.contains(":") ? .v6 : .v4, host: host, port: port)
+        return SocketEndpoint(family: host.contains(":") ? .v6 : .v4, host: host, port: port)
     }
 
     var domain: Int32 { family == .v4 ? AF_INET : AF_INET6 }

@@ -1,0 +1,175 @@
+import InterposeConfig
+import InterposeKernel
+import InterposeRouting
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Decides what each accepted connection becomes: HTTP/1.1 proxying, or a TCP relay to where the
+/// config sends it (or its original destination, or nowhere under REGISTRY_ONLY).
+struct ConnectionDispatcher {
+    let store: ConfigStore
+    let metrics: ProxyMetrics
+    let loops: LoopStates
+    let lifecycle: ProxyLifecycle
+    let accessLog: AccessLog?
+
+    enum Direction { case outbound, inbound }
+
+    func initialize(_ channel: Channel, direction: Direction) -> EventLoopFuture<Void> {
+        ChannelOriginalDestination.read(channel).flatMapThrowing { original in
+            let env = ConnectionEnvironment(store: store, metrics: metrics, loop: loops.state(for: channel.eventLoop),
+                                            originalDestination: original ?? channel.localAddress, client: channel.remoteAddress,
+                                            lifecycle: lifecycle, accessLog: accessLog)
+            if direction == .inbound {
+                try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in
+                    self.relayInbound(ctx, env: env, firstBytes: bytes)
+                }, name: "detect")
+                return
+            }
+            // A port the registry declares as TCP is relayed without sniffing.
+            let table = store.table
+            if let orig = env.originalDestination, let ip = orig.ipAddress, let host = table.serviceHost(forAddress: ip),
+               let svc = table.service(forHost: host), let port = svc.port(UInt16(orig.port ?? 0)), !port.isHTTP, port.number == UInt16(orig.port ?? 0) {
+                _ = try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in
+                    self.relayOutbound(ctx, env: env, firstBytes: bytes)
+                }, name: "detect")
+                return
+            }
+            try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, proto, bytes in
+                switch proto {
+                case .http1: self.startHTTP(ctx, env: env, firstBytes: bytes)
+                default: self.relayOutbound(ctx, env: env, firstBytes: bytes)
+                }
+            }, name: "detect")
+        }
+    }
+
+    // MARK: HTTP
+
+    private func startHTTP(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
+        let channel = ctx.channel
+        do {
+            let ops = channel.pipeline.syncOperations
+            try ops.addHandler(HTTPResponseEncoder(), name: "http-encoder")
+            try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
+            try ops.addHandler(HTTPServerPipelineHandler(), name: "http-pipelining")
+            try ops.addHandler(HTTPProxyHandler(env: env), name: "http-proxy")
+            // The sniffed bytes go to the decoder first; bytes that came later follow when "detect" goes.
+            if let firstBytes {
+                ctx.fireChannelRead(NIOAny(firstBytes))
+                ctx.fireChannelReadComplete()
+            }
+            try removeNow(channel.pipeline, "detect")
+        } catch {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: TCP
+
+    enum TCPTarget { case endpoint(String, UInt16, Cluster?), blackHole }
+
+    func tcpTarget(_ env: ConnectionEnvironment) -> TCPTarget {
+        let table = store.table
+        guard let orig = env.originalDestination, let ip = orig.ipAddress else { return .blackHole }
+        let port = UInt16(orig.port ?? 0)
+        guard let host = table.serviceHost(forAddress: ip) else {
+            return table.outboundTrafficPolicy == .registryOnly ? .blackHole : .endpoint(ip, port, nil)
+        }
+        var destination = Destination(host: host)
+        if let vs = table.virtualService(forHost: host) {
+            for route in vs.tcp where route.matches.isEmpty || route.matches.contains(where: { m in
+                (m.port == nil || m.port == port) && (m.destinationSubnets.isEmpty || m.destinationSubnets.contains { subnetContains($0, ip) })
+            }) {
+                if let i = WeightedChoice.pick(route.weights, using: &env.loop.rng) { destination = route.destinations[i].destination }
+                break
+            }
+        }
+        guard let cluster = table.cluster(destination, requestPort: port) else { return .endpoint(ip, port, nil) }
+        if cluster.usesOriginalDestination { return .endpoint(ip, port, cluster) }
+        guard let ep = env.loop.pick(cluster, generation: table.generation, hash: env.client?.ipAddress.map { stableHash64($0) }) else { return .blackHole }
+        return .endpoint(ep.address, ep.port, cluster)
+    }
+
+    private func relayOutbound(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
+        switch tcpTarget(env) {
+        case .blackHole:
+            ctx.close(promise: nil)
+        case .endpoint(let host, let port, let cluster):
+            let labels = ProxyMetrics.RequestLabels(reporter: "source", destinationService: cluster?.key.host ?? "PassthroughCluster",
+                                                    destinationName: cluster?.serviceName ?? "PassthroughCluster",
+                                                    destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: cluster?.key.subset ?? "unknown",
+                                                    protocolName: "tcp", responseCode: 0, flags: "")
+            relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout, firstBytes: firstBytes, labels: labels, env: env)
+        }
+    }
+
+    /// Inbound: to the local application, from 127.0.0.6 / ::6 so capture lets it pass.
+    private func relayInbound(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
+        guard let orig = env.originalDestination else { ctx.close(promise: nil); return }
+        let v6 = orig.protocol == .inet6
+        let labels = ProxyMetrics.RequestLabels(reporter: "destination", destinationService: env.store.table.proxy.workloadName,
+                                                destinationName: env.store.table.proxy.workloadName, destinationNamespace: env.store.table.proxy.namespace,
+                                                destinationVersion: env.store.table.proxy.labels["version"] ?? "unknown", protocolName: "tcp", responseCode: 0, flags: "")
+        relay(ctx, to: v6 ? "::1" : "127.0.0.1", port: UInt16(orig.port ?? 0), source: v6 ? "::6" : "127.0.0.6",
+              timeout: TableCompiler.defaultConnectTimeout, firstBytes: firstBytes, labels: labels, env: env)
+    }
+
+    private func relay(_ ctx: ChannelHandlerContext, to host: String, port: UInt16, source: String?, timeout: Double,
+                       firstBytes: ByteBuffer?, labels: ProxyMetrics.RequestLabels, env: ConnectionEnvironment) {
+        let downstream = ctx.channel
+        var bootstrap = ClientBootstrap(group: downstream.eventLoop)
+            .connectTimeout(.milliseconds(Int64(timeout * 1000)))
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if let source, let addr = try? SocketAddress(ipAddress: source, port: 0) { bootstrap = bootstrap.bind(to: addr) }
+        let metrics = env.metrics
+        _ = downstream.setOption(ChannelOptions.autoRead, value: false)
+        bootstrap.connect(host: host, port: Int(port)).whenComplete { result in
+            switch result {
+            case .failure:
+                downstream.close(promise: nil)
+            case .success(let upstream):
+                metrics.tcpOpened(labels)
+                let (a, b) = GlueHandler.matchedPair()
+                var sent = 0
+                a.onClose = { received in metrics.tcpClosed(labels, sent: sent, received: received) }
+                b.onClose = { fromUpstream in sent = fromUpstream }
+                do {
+                    try upstream.pipeline.syncOperations.addHandler(b)
+                    try downstream.pipeline.syncOperations.addHandler(a)
+                    if let firstBytes { upstream.writeAndFlush(NIOAny(firstBytes), promise: nil) }
+                    try removeNow(downstream.pipeline, "detect")
+                    _ = downstream.setOption(ChannelOptions.autoRead, value: true)
+                    _ = upstream.setOption(ChannelOptions.autoRead, value: true)
+                } catch {
+                    downstream.close(promise: nil)
+                    upstream.close(promise: nil)
+                }
+            }
+        }
+    }
+}
+
+/// True when `cidr` (a.b.c.d/n or an address) contains the IPv4/IPv6 address `ip`.
+func subnetContains(_ cidr: String, _ ip: String) -> Bool {
+    let parts = cidr.split(separator: "/")
+    guard let net = try? SocketAddress(ipAddress: String(parts[0]), port: 0), let addr = try? SocketAddress(ipAddress: ip, port: 0) else { return false }
+    func bytes(_ a: SocketAddress) -> [UInt8]? {
+        switch a {
+        case .v4(let v): return withUnsafeBytes(of: v.address.sin_addr) { Array($0) }
+        case .v6(let v): return withUnsafeBytes(of: v.address.sin6_addr) { Array($0) }
+        default: return nil
+        }
+    }
+    guard let n = bytes(net), let b = bytes(addr), n.count == b.count else { return false }
+    let len = parts.count > 1 ? Int(parts[1]) ?? n.count * 8 : n.count * 8
+    for i in 0..<n.count {
+        let bits = max(0, min(8, len - i * 8))
+        if bits == 0 { break }
+        let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+        if n[i] & mask != b[i] & mask { return false }
+    }
+    return true
+}

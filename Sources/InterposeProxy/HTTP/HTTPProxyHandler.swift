@@ -1,0 +1,395 @@
+import Foundation
+import InterposeConfig
+import InterposeRouting
+import NIOCore
+import NIOHTTP1
+
+/// What every connection handler needs: the config, telemetry, per-loop state and the connection's addresses.
+struct ConnectionEnvironment {
+    let store: ConfigStore
+    let metrics: ProxyMetrics
+    let loop: LoopState
+    let originalDestination: SocketAddress?
+    let client: SocketAddress?
+    let lifecycle: ProxyLifecycle
+    let accessLog: AccessLog?
+}
+
+/// One downstream HTTP/1.1 connection. Every request is routed and balanced on its own, so a single
+/// long-lived client connection is spread over all endpoints (the long-connection problem). Bodies are
+/// streamed in both directions with backpressure; local answers carry Envoy's response flags.
+final class HTTPProxyHandler: ChannelInboundHandler, UpstreamResponseSink {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let env: ConnectionEnvironment
+    private var context: ChannelHandlerContext?
+    private var exchange: Exchange?
+    /// A local reply was sent for this request: the rest of its body is read and dropped.
+    private var discardingBody = false
+    private var closeAfterResponse = false
+
+    /// One request in flight.
+    final class Exchange {
+        let requestHead: HTTPRequestHead
+        let started = NIODeadline.now()
+        var upstreamSent: NIODeadline?
+        var cluster: Cluster?
+        var endpointKey = ""
+        var upstream: Channel?
+        var pending: [HTTPClientRequestPart] = []
+        var requestEnded = false
+        var responseStarted = false
+        var responseStatus = 0
+        var flags = ""
+        var bytesIn = 0
+        var bytesOut = 0
+        var upstreamReusable = true
+        var responseHeaders: [HeaderOperations] = []
+        var mirrors: [MirrorSink] = []
+        var timeout: Scheduled<Void>?
+        var upgrading = false
+        var version = "unknown"
+        init(_ head: HTTPRequestHead) { requestHead = head }
+    }
+
+    init(env: ConnectionEnvironment) { self.env = env }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    // MARK: downstream events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            discardingBody = false
+            startRequest(head, context: context)
+        case .body(let buffer):
+            if discardingBody { return }
+            guard let ex = exchange else { return }
+            ex.bytesIn += buffer.readableBytes
+            for m in ex.mirrors { m.send(.body(.byteBuffer(buffer))) }
+            sendUpstream(.body(.byteBuffer(buffer)), ex)
+        case .end(let trailers):
+            if discardingBody { discardingBody = false; return }
+            guard let ex = exchange else { return }
+            ex.requestEnded = true
+            for m in ex.mirrors { m.send(.end(trailers)) }
+            sendUpstream(.end(trailers), ex)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let ex = exchange {
+            ex.timeout?.cancel()
+            ex.upstream?.close(promise: nil)
+            exchange = nil
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? HTTPParserError, exchange == nil || exchange?.responseStarted == false {
+            let reply: LocalReply = e == .headerOverflow ? .headersTooLarge : .badRequest
+            closeAfterResponse = true
+            let head = reply.head(version: .http1_1, keepAlive: false)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A slow client: stop reading the upstream until the client catches up.
+        exchange?.upstream.map { _ = $0.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func upstreamWritabilityChanged(_ upstream: Channel) {
+        // A slow upstream: stop reading the client's body until it catches up.
+        _ = context?.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable)
+    }
+
+    // MARK: routing
+
+    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let table = env.store.table
+        let origPort = UInt16(env.originalDestination?.port ?? 80)
+        let authority = head.headers.first(name: "host") ?? env.originalDestination?.ipAddress ?? ""
+        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: origPort,
+                               header: { head.headers.first(name: $0) })
+        let ex = Exchange(head)
+        exchange = ex
+        if head.headers.contains(name: "connection"), head.headers["connection"].contains(where: { $0.lowercased().contains("close") }) {
+            closeAfterResponse = true
+        }
+        if head.version.major == 1 && head.version.minor == 0 && !head.headers["connection"].contains(where: { $0.lowercased() == "keep-alive" }) {
+            closeAfterResponse = true
+        }
+        let decision = HTTPRouter(table: table).route(view, originalAddress: env.originalDestination?.ipAddress, using: &env.loop.rng)
+        switch decision {
+        case .noRoute: localReply(.noRoute, ex)
+        case .blackHole:
+            ex.cluster = nil
+            localReply(.blackHole, ex, clusterName: "BlackHoleCluster")
+        case .direct(let status, let body):
+            localReply(LocalReply(status: HTTPResponseStatus(statusCode: status), flag: "", body: body ?? ""), ex)
+        case .redirect(let status, let location):
+            localReply(LocalReply(status: HTTPResponseStatus(statusCode: status), flag: "", body: "", extraHeaders: [("location", location)]), ex)
+        case .passthrough:
+            guard let orig = env.originalDestination, let ip = orig.ipAddress else { localReply(.noRoute, ex); return }
+            forward(ex, host: ip, port: UInt16(orig.port ?? 80), plan: nil, clusterName: "PassthroughCluster", table: table)
+        case .forward(let plan):
+            ex.cluster = plan.cluster
+            ex.responseHeaders = plan.responseHeaders
+            ex.version = plan.destination.subset ?? "unknown"
+            let target: (String, UInt16)?
+            if plan.cluster.usesOriginalDestination, let orig = env.originalDestination, let ip = orig.ipAddress {
+                target = (ip, UInt16(orig.port ?? 80))
+            } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, head)) {
+                target = (ep.address, ep.port)
+                if let v = ep.labels["version"] { ex.version = v }
+            } else {
+                target = nil
+            }
+            guard let (host, port) = target else {
+                localReply(plan.cluster.endpoints.isEmpty && plan.cluster.serviceNamespace == "unknown" ? .noCluster : .noHealthyUpstream, ex)
+                return
+            }
+            startMirrors(plan, head: head, ex: ex, table: table)
+            forward(ex, host: host, port: port, plan: plan, clusterName: plan.cluster.key.description, table: table)
+        }
+    }
+
+    private func hashKey(_ cluster: Cluster, _ head: HTTPRequestHead) -> UInt64? {
+        guard case .consistentHash(let key, _, _) = cluster.loadBalancer else { return nil }
+        switch key {
+        case .header(let name): return head.headers.first(name: name).map { stableHash64($0) }
+        case .sourceIP: return env.client?.ipAddress.map { stableHash64($0) }
+        case .queryParameter(let name):
+            return RequestView(method: "", pathAndQuery: head.uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name).map { stableHash64($0) }
+        case .cookie(let name, _, _):
+            for c in head.headers["cookie"].flatMap({ $0.split(separator: ";") }) {
+                let kv = c.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name { return stableHash64(String(kv[1])) }
+            }
+            return nil
+        }
+    }
+
+    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?) -> HTTPRequestHead {
+        var h = head.headers
+        let upgrade = h.contains(name: "upgrade")
+        stripHopByHop(&h, keepUpgrade: upgrade)
+        if !h.contains(name: "x-request-id") { h.add(name: "x-request-id", value: UUID().uuidString.lowercased()) }
+        if !h.contains(name: "x-forwarded-proto") { h.add(name: "x-forwarded-proto", value: "http") }
+        var uri = head.uri
+        if let plan {
+            if plan.rewrite != nil || plan.uriRegexRewrite != nil {
+                let q = uri.firstIndex(of: "?")
+                let path = q.map { String(uri[..<$0]) } ?? uri
+                let query = q.map { String(uri[$0...]) } ?? ""
+                let newPath = rewritePath(path, rewrite: plan.rewrite, regex: plan.uriRegexRewrite, matchedPrefix: plan.matchedPrefix)
+                if newPath != path {
+                    h.replaceOrAdd(name: "x-envoy-original-path", value: head.uri)
+                    uri = newPath + query
+                }
+                if let a = plan.rewrite?.authority { h.replaceOrAdd(name: "host", value: a) }
+            }
+            for ops in plan.requestHeaders { apply(ops, to: &h) }
+            if let t = plan.timeout, t > 0 { h.replaceOrAdd(name: "x-envoy-expected-rq-timeout-ms", value: "\(Int(t * 1000))") }
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: h)
+    }
+
+    private func apply(_ ops: HeaderOperations, to h: inout HTTPHeaders) {
+        for (k, v) in ops.set { h.replaceOrAdd(name: k, value: v) }
+        for (k, v) in ops.add { h.add(name: k, value: v) }
+        for k in ops.remove { h.remove(name: k) }
+    }
+
+    // MARK: forwarding
+
+    private func forward(_ ex: Exchange, host: String, port: UInt16, plan: ForwardPlan?, clusterName: String, table: RoutingTable) {
+        guard let context else { return }
+        let head = upstreamHead(ex.requestHead, plan: plan)
+        ex.upgrading = head.headers.contains(name: "upgrade")
+        ex.pending.append(.head(head))
+        ex.endpointKey = UpstreamConnector.poolKey(host, port, nil)
+        env.loop.requestStarted(ex.endpointKey)
+        if ex.cluster == nil {
+            ex.cluster = Cluster(key: ClusterKey(host: clusterName, subset: nil, port: port), endpoints: [], usesOriginalDestination: true,
+                                 loadBalancer: .passthrough, connectTimeout: TableCompiler.defaultConnectTimeout, maxRequestsPerConnection: nil,
+                                 idleTimeout: TableCompiler.defaultIdleTimeout, isHTTP: true, serviceName: clusterName, serviceNamespace: "unknown")
+        }
+        if let t = plan?.timeout, t > 0 {
+            ex.timeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(t * 1000))) { [weak self, weak ex] in
+                guard let self, let ex, self.exchange === ex else { return }
+                ex.upstream?.close(promise: nil)
+                ex.upstream = nil
+                if !ex.responseStarted { self.localReply(.timeout, ex) } else { self.context?.close(promise: nil) }
+            }
+        }
+        let connectTimeout = ex.cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout
+        UpstreamConnector.connect(to: (host, port), source: nil, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
+            .whenComplete { [weak self] result in
+                guard let self, self.exchange === ex else {
+                    if case .success(let ch) = result { ch.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .failure:
+                    self.env.loop.requestFinished(ex.endpointKey)
+                    self.localReply(.connectFailure, ex)
+                case .success(let channel):
+                    guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                        channel.close(promise: nil)
+                        self.localReply(.connectFailure, ex)
+                        return
+                    }
+                    handler.sink = self
+                    ex.upstream = channel
+                    ex.upstreamSent = .now()
+                    for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
+                    ex.pending.removeAll()
+                    channel.flush()
+                    _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: channel.isWritable)
+                }
+            }
+    }
+
+    private func sendUpstream(_ part: HTTPClientRequestPart, _ ex: Exchange) {
+        if let up = ex.upstream {
+            up.writeAndFlush(NIOAny(part), promise: nil)
+        } else {
+            ex.pending.append(part)
+        }
+    }
+
+    private func startMirrors(_ plan: ForwardPlan, head: HTTPRequestHead, ex: Exchange, table: RoutingTable) {
+        guard let context else { return }
+        for (cluster, percent) in plan.mirrors where PercentSampler.sample(percent: percent, using: &env.loop.rng) {
+            guard let ep = env.loop.pick(cluster, generation: table.generation, hash: nil) else { continue }
+            var mh = upstreamHead(head, plan: nil)
+            mh.headers.replaceOrAdd(name: "x-envoy-internal", value: "true")
+            ex.mirrors.append(MirrorSink(head: mh, host: ep.address, port: ep.port, loop: context.eventLoop, state: env.loop, connectTimeout: cluster.connectTimeout))
+        }
+    }
+
+    // MARK: upstream events
+
+    func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel) {
+        guard let context, let ex = exchange, ex.upstream === channel else { return }
+        switch part {
+        case .head(let head):
+            if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+                // Interim (100 Continue): pass it on; the final response follows.
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status))), promise: nil)
+                return
+            }
+            ex.responseStarted = true
+            ex.responseStatus = Int(head.status.code)
+            var h = head.headers
+            let upgrade = head.status == .switchingProtocols
+            if h["connection"].contains(where: { $0.lowercased().contains("close") }) || head.version != .http1_1 { ex.upstreamReusable = false }
+            stripHopByHop(&h, keepUpgrade: upgrade)
+            if let sent = ex.upstreamSent {
+                h.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)")
+            }
+            for ops in ex.responseHeaders { apply(ops, to: &h) }
+            if env.lifecycle.isDraining || closeAfterResponse { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
+            if upgrade { context.flush(); switchToTunnel(ex, upstream: channel) }
+        case .body(let buffer):
+            ex.bytesOut += buffer.readableBytes
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+            finish(ex, flag: ex.flags)
+            if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster {
+                if let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) { handler.sink = nil }
+                _ = cluster
+                env.loop.putIdle(ex.endpointKey, channel)
+            } else {
+                channel.close(promise: nil)
+            }
+            if closeAfterResponse { done.whenComplete { _ in context.close(promise: nil) } }
+        }
+    }
+
+    func upstreamClosed(_ channel: Channel) {
+        guard let ex = exchange, ex.upstream === channel else { return }
+        ex.upstream = nil
+        if ex.upgrading && ex.responseStarted { return }
+        if !ex.responseStarted {
+            env.loop.requestFinished(ex.endpointKey)
+            localReply(.upstreamReset, ex)
+        } else {
+            finish(ex, flag: "UC")
+            context?.close(promise: nil)
+        }
+    }
+
+    // MARK: completion
+
+    private func localReply(_ reply: LocalReply, _ ex: Exchange, clusterName: String? = nil) {
+        guard let context else { return }
+        ex.timeout?.cancel()
+        ex.responseStatus = Int(reply.status.code)
+        ex.flags = reply.flag
+        if !ex.requestEnded { discardingBody = true }
+        ex.requestEnded = true
+        let keepAlive = !closeAfterResponse && !env.lifecycle.isDraining
+        var head = reply.head(version: ex.requestHead.version, keepAlive: keepAlive)
+        if !reply.flag.isEmpty { head.headers.add(name: "x-envoy-response-flags", value: reply.flag) }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !reply.body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        ex.bytesOut = reply.body.utf8.count
+        finish(ex, flag: reply.flag, clusterName: clusterName)
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    private func finish(_ ex: Exchange, flag: String, clusterName: String? = nil) {
+        ex.timeout?.cancel()
+        if ex.upstream != nil || !ex.endpointKey.isEmpty { env.loop.requestFinished(ex.endpointKey) }
+        let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
+        let cluster = ex.cluster
+        let service = cluster.map { $0.serviceNamespace == "unknown" ? $0.key.host : $0.key.host } ?? (clusterName ?? "unknown")
+        env.metrics.recordRequest(.init(reporter: "source", destinationService: service, destinationName: cluster?.serviceName ?? service,
+                                        destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: ex.version,
+                                        protocolName: "http", responseCode: ex.responseStatus, flags: flag),
+                                  durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
+        env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
+                           upstream: ex.endpointKey, cluster: cluster?.key.description ?? clusterName ?? "-")
+        if exchange === ex { exchange = nil }
+    }
+
+    /// After `101 Switching Protocols`, both connections become one byte stream.
+    private func switchToTunnel(_ ex: Exchange, upstream: Channel) {
+        guard let context else { return }
+        finish(ex, flag: "")
+        let downstream = context.channel
+        let (a, b) = GlueHandler.matchedPair()
+        _ = downstream.setOption(ChannelOptions.autoRead, value: true)
+        let dp = downstream.pipeline, up = upstream.pipeline
+        // Drop the HTTP handlers (the decoders hand on any bytes already read), then glue the sockets.
+        do {
+            try up.syncOperations.addHandler(b)
+            for name in ["upstream", "http-encoder", "http-decoder"] { try removeNow(up, name) }
+            try dp.syncOperations.addHandler(a)
+            for name in ["http-pipelining", "http-encoder", "http-proxy", "http-decoder"] { try removeNow(dp, name) }
+        } catch {
+            downstream.close(promise: nil)
+            upstream.close(promise: nil)
+        }
+    }
+}
+
+/// Removes a handler by name now (we are on the channel's event loop).
+func removeNow(_ pipeline: ChannelPipeline, _ name: String) throws {
+    let ctx = try pipeline.syncOperations.context(name: name)
+    pipeline.syncOperations.removeHandler(context: ctx, promise: nil)
+}

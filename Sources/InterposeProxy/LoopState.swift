@@ -1,0 +1,67 @@
+import InterposeConfig
+import InterposeRouting
+import NIOCore
+import NIOPosix
+
+/// Per-event-loop state, touched only on its own loop (like Envoy's per-worker state): balancers,
+/// active request counts and idle upstream connections. No locks on the request path.
+final class LoopState: @unchecked Sendable {
+    let eventLoop: EventLoop
+    private var balancers: [ClusterKey: (generation: Int, balancer: LoadBalancer)] = [:]
+    private var active: [String: Int] = [:]
+    private var idle: [String: [Channel]] = [:]
+    var rng = SystemRandomNumberGenerator()
+
+    init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+    /// Picks an endpoint of the cluster; `hash` feeds consistent-hash policies.
+    func pick(_ cluster: Cluster, generation: Int, hash: UInt64?) -> Endpoint? {
+        guard !cluster.endpoints.isEmpty else { return nil }
+        if balancers[cluster.key]?.generation != generation {
+            let algorithm: BalancerAlgorithm
+            switch cluster.loadBalancer {
+            case .roundRobin: algorithm = .roundRobin
+            case .random: algorithm = .random
+            case .leastRequest, .passthrough: algorithm = .leastRequest()
+            case .consistentHash(_, let ring, let maglev):
+                algorithm = maglev ? .maglev() : .ringHash(minimumRingSize: ring ?? 1024)
+            }
+            let eps = cluster.endpoints.map { BalancerEndpoint(key: $0.description, weight: $0.weight) }
+            balancers[cluster.key] = (generation, LoadBalancer(algorithm: algorithm, endpoints: eps))
+        }
+        let endpoints = cluster.endpoints
+        let index = balancers[cluster.key]!.balancer.pick(hash: hash, activeRequests: { [active] in active[endpoints[$0].description] ?? 0 }, using: &rng)
+        return index.map { endpoints[$0] }
+    }
+
+    func requestStarted(_ key: String) { active[key, default: 0] += 1 }
+    func requestFinished(_ key: String) { active[key, default: 1] -= 1 }
+
+    func takeIdle(_ key: String) -> Channel? {
+        while var list = idle[key], let ch = list.popLast() {
+            idle[key] = list
+            if ch.isActive { return ch }
+        }
+        return nil
+    }
+
+    func putIdle(_ key: String, _ channel: Channel) {
+        idle[key, default: []].append(channel)
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.idle[key]?.removeAll { $0 === channel }
+        }
+    }
+}
+
+/// One LoopState per event loop of the group, created at start.
+final class LoopStates: Sendable {
+    private let states: [ObjectIdentifier: LoopState]
+
+    init(group: MultiThreadedEventLoopGroup) {
+        var s: [ObjectIdentifier: LoopState] = [:]
+        for loop in group.makeIterator() { s[ObjectIdentifier(loop)] = LoopState(eventLoop: loop) }
+        states = s
+    }
+
+    func state(for loop: EventLoop) -> LoopState { states[ObjectIdentifier(loop)]! }
+}

@@ -1,0 +1,12 @@
+import NIOConcurrencyHelpers
+
+/// Draining state shared by all connections: after SIGTERM, responses say `Connection: close`.
+public final class ProxyLifecycle: Sendable {
+    private let draining = NIOLockedValueBox(false)
+    private let ready = NIOLockedValueBox(false)
+    public var isDraining: Bool { draining.withLockedValue { $0 } }
+    public var isReady: Bool { ready.withLockedValue { $0 } && !isDraining }
+    public func startDraining() { draining.withLockedValue { $0 = true } }
+    public func markReady() { ready.withLockedValue { $0 = true } }
+    public init() {}
+}

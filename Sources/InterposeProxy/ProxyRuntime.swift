@@ -1,0 +1,147 @@
+import Foundation
+import InterposeConfig
+import InterposeKernel
+import InterposeRouting
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The running proxy: listeners, the config store and its reload loop, admin servers, and shutdown.
+public final class ProxyRuntime: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var configPath: String
+        public var threads = 1
+        public var reloadInterval = 1.0
+        public var bindAddress4 = "0.0.0.0"
+        public var bindAddress6: String? = "::"
+        public var adminAddress = "127.0.0.1"
+        public init(configPath: String) { self.configPath = configPath }
+    }
+
+    public let store: ConfigStore
+    public let metrics: ProxyMetrics
+    public let lifecycle = ProxyLifecycle()
+    let options: Options
+    let group: MultiThreadedEventLoopGroup
+    let loops: LoopStates
+    private var listeners: [Channel] = []
+    private var adminChannels: [Channel] = []
+    private let shutdownPromise: EventLoopPromise<Void>
+    private var reloadTimer: DispatchSourceTimer?
+    private var signalSources: [DispatchSourceSignal] = []
+    let log: (String) -> Void
+
+    public init(options: Options, bundle: ConfigBundle, log: @escaping (String) -> Void) {
+        self.options = options
+        self.log = log
+        store = ConfigStore(path: options.configPath, initial: bundle)
+        metrics = ProxyMetrics(workload: bundle.proxy)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        loops = LoopStates(group: group)
+        shutdownPromise = group.next().makePromise()
+    }
+
+    public func start() throws {
+        let p = store.table.proxy
+        let dispatcher = ConnectionDispatcher(store: store, metrics: metrics, loops: loops, lifecycle: lifecycle, accessLog: p.accessLog ? AccessLog() : nil)
+        for (port, direction) in [(p.outboundPort, ConnectionDispatcher.Direction.outbound), (p.inboundPort, .inbound)] {
+            for addr in [options.bindAddress4] + (options.bindAddress6.map { [$0] } ?? []) {
+                let bootstrap = ServerBootstrap(group: group)
+                    .serverChannelOption(.backlog, value: 1024)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .serverChannelOption(.maxMessagesPerRead, value: 64)
+                    .childChannelOption(.allowRemoteHalfClosure, value: true)
+                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in dispatcher.initialize(channel, direction: direction) }
+                let configured = addr.contains(":")
+                    ? bootstrap.serverChannelOption(.socketOption(.ipv6_v6only), value: 1)
+                    : bootstrap
+                do {
+                    listeners.append(try configured.bind(host: addr, port: Int(port)).wait())
+                } catch where addr.contains(":") {
+                    log("IPv6 listener on [\(addr)]:\(port) not started: \(error)")
+                }
+            }
+        }
+        adminChannels.append(try adminServer(.admin, host: options.adminAddress, port: p.adminPort))
+        adminChannels.append(try adminServer(.readiness, host: options.bindAddress4, port: p.readinessPort))
+        adminChannels.append(try adminServer(.metrics, host: options.bindAddress4, port: p.metricsPort))
+        startReloading()
+        handleSignals()
+        lifecycle.markReady()
+        log("interpose ready: outbound :\(p.outboundPort), inbound :\(p.inboundPort), admin \(options.adminAddress):\(p.adminPort), readiness :\(p.readinessPort), metrics :\(p.metricsPort)")
+    }
+
+    private func adminServer(_ role: AdminHandler.Role, host: String, port: UInt16) throws -> Channel {
+        try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(role: role, runtime: self))
+                }
+            }
+            .bind(host: host, port: Int(port)).wait()
+    }
+
+    private func startReloading() {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "interpose.reload"))
+        timer.schedule(deadline: .now() + options.reloadInterval, repeating: options.reloadInterval)
+        timer.setEventHandler { [weak self] in self?.reload(force: false) }
+        timer.resume()
+        reloadTimer = timer
+    }
+
+    /// Reloads the config when its files changed; a config with errors is refused and the last good stays.
+    public func reload(force: Bool) {
+        switch store.reloadIfChanged(force: force) {
+        case .unchanged: break
+        case .applied(let generation, let warnings):
+            metrics.reloadSucceeded()
+            log("config reloaded: generation \(generation)\(warnings.isEmpty ? "" : ", \(warnings.count) warnings")")
+            for w in warnings { log(w.description) }
+        case .refused(let errors):
+            metrics.reloadFailed()
+            log("config refused, the last good config stays in force: \(errors.count) errors")
+            for e in errors { log(e.description) }
+        }
+    }
+
+    private func handleSignals() {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "interpose.signal"))
+            src.setEventHandler { [weak self] in self?.requestShutdown() }
+            src.resume()
+            signalSources.append(src)
+        }
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "interpose.sighup"))
+        signal(SIGHUP, SIG_IGN)
+        hup.setEventHandler { [weak self] in self?.reload(force: true) }
+        hup.resume()
+        signalSources.append(hup)
+    }
+
+    /// Stop accepting, let requests in flight finish (responses say Connection: close) within the
+    /// drain timeout, then stop.
+    public func requestShutdown() {
+        guard !lifecycle.isDraining else { return }
+        lifecycle.startDraining()
+        let drain = store.table.proxy.drainTimeout
+        log("draining: no new connections; waiting up to \(drain)s for requests in flight")
+        let closes = listeners.map { $0.close() }
+        EventLoopFuture.andAllComplete(closes, on: group.next()).whenComplete { _ in
+            self.group.next().scheduleTask(in: .milliseconds(Int64(drain * 1000))) {
+                self.shutdownPromise.succeed(())
+            }
+        }
+    }
+
+    /// Blocks until shutdown completes; returns so the process can exit 0.
+    public func wait() throws {
+        try shutdownPromise.futureResult.wait()
+        reloadTimer?.cancel()
+        for c in adminChannels { try? c.close().wait() }
+        try group.syncShutdownGracefully()
+    }
+}
