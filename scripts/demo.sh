@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo: two network namespaces, capture applied in one of them, and connections shown arriving
-# at a listener on the capture ports with their original destination. Cleans up after itself.
+# The demo: an application namespace with capture and the interpose proxy running examples/,
+# backends reviews v1, v2 and v3 in their own namespaces. It sends traffic and shows the 90/10
+# canary split, header routing of one user to v2, requests mirrored to v3, a REGISTRY_ONLY
+# refusal, and the metrics. It cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -10,80 +12,92 @@ interpose_install_packages
 interpose_check_swift
 interpose_check_netns || die "the demo needs network namespaces"
 
-say "building interpose-init and interpose-netcheck"
-swift build --product interpose-init >/dev/null
-swift build --product interpose-netcheck >/dev/null
-BIN="$(swift build --show-bin-path)"
-# Copied where any uid can run them (the demo dials as uid 1000 and 1337).
+say "building interpose, interpose-init and interpose-netcheck (release)"
+swift build -c release --product interpose >/dev/null
+swift build -c release --product interpose-init >/dev/null
+swift build -c release --product interpose-netcheck >/dev/null
+BIN="$(swift build -c release --show-bin-path)"
 WORK="$(mktemp -d /tmp/interpose-demo.XXXXXX)"
 chmod 755 "$WORK"
-cp "$BIN/interpose-init" "$BIN/interpose-netcheck" "$WORK/"
-INIT="$WORK/interpose-init"
-CHECK="$WORK/interpose-netcheck"
+cp "$BIN/interpose" "$BIN/interpose-init" "$BIN/interpose-netcheck" "$WORK/"
+cp -r examples "$WORK/config"
+chmod -R a+rX "$WORK"
 
-APP=interpose-demo-app
-PEER=interpose-demo-peer
+APP=ipdemo-app
+NS=(ipdemo-v1 ipdemo-v2 ipdemo-v3)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ip netns del "$APP" 2>/dev/null || true
-  ip netns del "$PEER" 2>/dev/null || true
-  ip link del idemo-a 2>/dev/null || true
+  for ns in "$APP" "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-cleanup_existing() { ip netns del "$APP" 2>/dev/null || true; ip netns del "$PEER" 2>/dev/null || true; }
-cleanup_existing
+for ns in "$APP" "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 
-say "creating namespaces: $APP (the workload, with capture) and $PEER (a server)"
-ip netns add "$APP"; ip netns add "$PEER"
-for ns in "$APP" "$PEER"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0; done
-ip link add idemo-a type veth peer name idemo-p
-ip link set idemo-a netns "$APP" name eth0
-ip link set idemo-p netns "$PEER" name eth0
-ip -n "$APP" addr add 10.233.7.1/24 dev eth0
-ip -n "$PEER" addr add 10.233.7.2/24 dev eth0
-ip -n "$APP" addr add fd00:233:7::1/64 dev eth0 nodad
-ip -n "$PEER" addr add fd00:233:7::2/64 dev eth0 nodad
-for ns in "$APP" "$PEER"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
+say "namespaces: $APP (the workload: capture + interpose as uid 1337) and ${NS[*]} (reviews backends)"
+ip netns add "$APP"
+ip -n "$APP" link set lo up
+for i in 1 2 3; do
+  ns=${NS[$((i-1))]}
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "ipd-a$i" type veth peer name "ipd-b$i"
+  ip link set "ipd-a$i" netns "$APP"
+  ip link set "ipd-b$i" netns "$ns" name eth0
+  ip -n "$APP" addr add "10.241.$i.1/24" dev "ipd-a$i"
+  ip -n "$ns" addr add "10.241.$i.2/24" dev eth0
+  ip -n "$APP" link set "ipd-a$i" up
+  ip -n "$ns" link set eth0 up
+done
+# The service VIP 10.240.0.10 only needs a route; capture redirects it to the proxy.
+ip -n "$APP" route add 10.240.0.0/16 dev ipd-a1
+ip -n "$APP" route add 10.250.0.0/16 dev ipd-a1
 
-say "what this kernel offers (interpose-init probe)"
-ip netns exec "$APP" "$INIT" probe
-
-say "applying capture in $APP (interpose-init apply --exclude-outbound-ports 9090)"
-ip netns exec "$APP" "$INIT" apply --exclude-outbound-ports 9090
-echo "rules installed: $(ip netns exec "$APP" nft list table inet interpose | grep -c 'counter') rules with counters, in table inet interpose"
-
-start() { # ns ready-file args...
-  local ns=$1 ready=$2; shift 2
-  ip netns exec "$ns" "$CHECK" listen --seconds 120 --ready-file "$ready" "$@" >/dev/null &
+wait_file() { for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.1; done; die "timed out waiting for $1"; }
+for i in 1 2 3; do
+  ip netns exec "${NS[$((i-1))]}" "$WORK/interpose-netcheck" http-serve --port 9080 --name "v$i" --seconds 300 --ready-file "$WORK/v$i.ready" >/dev/null &
   PIDS+=($!)
-  for _ in $(seq 50); do [ -e "$ready" ] && return 0; sleep 0.1; done
-  die "listener did not start: $*"
-}
-say "starting a stand-in proxy on 15001/15006 in $APP and a real server on 8080/9090 in $PEER"
-start "$APP" "$WORK/proxy.ready" --name stand-in-proxy --port 15001 --port 15006
-start "$PEER" "$WORK/server.ready" --name real-server --port 8080 --port 9090
+  wait_file "$WORK/v$i.ready"
+done
 
-show() { # title, then the dial command
-  local title=$1; shift
-  printf '\n  %s\n    ' "$title"
-  "$@" || echo "(failed)"
-}
-as() { local uid=$1; shift; ip netns exec "$APP" setpriv --reuid "$uid" --regid "$uid" --clear-groups "$@"; }
+say "capture in $APP: interpose-init apply (uid 1337 is the proxy and is never captured)"
+ip netns exec "$APP" "$WORK/interpose-init" apply --inbound-ports ''
 
-say "connections and where they arrived"
-show "app (uid 1000) -> 10.233.7.2:8080: captured, the proxy reads the original destination" as 1000 "$CHECK" dial 10.233.7.2:8080
-show "app (uid 1000) -> [fd00:233:7::2]:8080: the same over IPv6" as 1000 "$CHECK" dial "[fd00:233:7::2]:8080"
-show "proxy (uid 1337) -> 10.233.7.2:8080: the proxy's own traffic is never captured" as 1337 "$CHECK" dial 10.233.7.2:8080
-show "app (uid 1000) -> 10.233.7.2:9090: an excluded port goes straight to the server" as 1000 "$CHECK" dial 10.233.7.2:9090
-show "peer -> 10.233.7.1:8080 (inbound): captured on 15006 with its original destination" ip netns exec "$PEER" "$CHECK" dial 10.233.7.1:8080
+say "starting interpose as uid 1337 with examples/ (VirtualService, DestinationRule, ServiceEntry, Sidecar REGISTRY_ONLY)"
+ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "$WORK/interpose" run --config "$WORK/config" 2>"$WORK/interpose.log" &
+PIDS+=($!)
+for _ in $(seq 100); do
+  ip netns exec "$APP" "$WORK/interpose-netcheck" http-get 127.0.0.1:15021 --path /healthz/ready 2>/dev/null | grep -q '^1 200' && break
+  sleep 0.1
+done
 
-say "verify: the live rules match the options"
-ip netns exec "$APP" "$INIT" verify --exclude-outbound-ports 9090
+app() { ip netns exec "$APP" setpriv --reuid 1000 --regid 1000 --clear-groups "$WORK/interpose-netcheck" "$@"; }
 
-say "cleanup: everything apply added is removed"
-ip netns exec "$APP" "$INIT" cleanup
-echo "tables left in $APP: $(ip netns exec "$APP" nft list tables | wc -l)"
+say "1. the 90/10 canary: 1000 requests from the app over ONE keep-alive connection to reviews (10.240.0.10:9080)"
+app http-get 10.240.0.10:9080 --host reviews:9080 --count 1000
+echo "   (every request is routed on its own, so one long-lived connection is still split 90/10)"
+
+say "2. header routing: the same requests as user jason all go to v2"
+app http-get 10.240.0.10:9080 --host reviews:9080 --count 100 -H 'end-user: jason'
+
+say "3. mirroring: v3 receives a copy of every canary request (responses discarded)"
+sleep 0.5
+printf '   requests served by v3 (mirror): '
+ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "$WORK/interpose-netcheck" http-get 10.241.3.2:9080 --path /count --verbose | head -1 | awk '{print $2}'
+
+say "4. REGISTRY_ONLY: a host outside the registry gets 502, a TCP connection to an unknown address is closed"
+app http-get 10.250.0.1:80 --host example.org --count 1
+if app dial 10.250.0.1:5432 --timeout-ms 1000 >/dev/null 2>&1; then echo "   unexpected: TCP went through"; else echo "   TCP to 10.250.0.1:5432: closed by the proxy (BlackHoleCluster)"; fi
+
+say "5. the metrics (Istio's names and labels) on :15090/stats/prometheus"
+ip netns exec "$APP" "$WORK/interpose-netcheck" http-get 127.0.0.1:15090 --path /stats/prometheus --verbose >/dev/null
+ip netns exec "$APP" "$WORK/interpose" explain --config "$WORK/config" 'GET http://reviews:9080/' -H 'end-user: jason' | sed 's/^/   /'
+say "explain shows why a request goes where it goes (above); the metrics:"
+ip netns exec "$APP" bash -c "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3; cat <&3" \
+  | grep -E '^istio_requests_total|^istio_tcp_connections' | sed -E 's/source_[a-z_]+="[^"]*",//g; s/destination_(workload|principal|app|cluster|canonical_[a-z]+)="[^"]*",//g; s/connection_security_policy="[^"]*",?//; s/grpc_response_status="",//' | sed 's/^/   /'
+
+say "cleanup: interpose stops on SIGTERM; interpose-init cleanup removes the rules"
+kill -TERM "${PIDS[-1]}" 2>/dev/null || true
+ip netns exec "$APP" "$WORK/interpose-init" cleanup >/dev/null
 say "done"

@@ -10,6 +10,9 @@ public struct ConfigBundle: Sendable {
     public var proxy = ProxySettings()
     public var issues: [ConfigIssue] = []
 
+    /// Empty, to fill with `ConfigLoader.load(text:file:into:)`.
+    public init() {}
+
     public var errors: [ConfigIssue] { issues.filter { $0.severity == .error } }
     public var warnings: [ConfigIssue] { issues.filter { $0.severity == .warning } }
 
@@ -25,12 +28,26 @@ extension ConfigBundle {
     /// first loaded wins.
     public func destinationRule(forHost host: String) -> DestinationRule? {
         let h = host.lowercased()
-        if let rule = destinationRules.first(where: { $0.host == h }) { return rule }
+        if let rule = destinationRules.first(where: { resolveHost($0.host, namespace: $0.meta.namespace) == h }) { return rule }
         var best: DestinationRule?
         for rule in destinationRules where rule.host.hasPrefix("*.") && h.hasSuffix(rule.host.dropFirst()) {
             if best.map({ rule.host.count > $0.host.count }) ?? true { best = rule }
         }
         return best ?? destinationRules.first { $0.host == "*" }
+    }
+}
+
+extension ConfigBundle {
+    /// Istio's short names: in a VirtualService or DestinationRule of namespace `ns`, a host without a dot
+    /// means `host.ns.svc.cluster.local`. The short name is kept when a ServiceEntry declares it and not the
+    /// long one, so a mesh that names its services short still works. ServiceEntry hosts are never expanded.
+    public func resolveHost(_ host: String, namespace: String) -> String {
+        let h = host.lowercased()
+        guard !h.isEmpty, h != "*", !h.contains("."), !h.contains(":") else { return h }
+        let fqdn = "\(h).\(namespace).svc.cluster.local"
+        if serviceEntries.contains(where: { $0.hosts.contains(fqdn) }) { return fqdn }
+        if serviceEntries.contains(where: { $0.hosts.contains(h) }) { return h }
+        return fqdn
     }
 }
 
@@ -160,10 +177,11 @@ public enum ConfigLoader {
         let rules = bundle
         func check(_ d: Destination, _ vs: VirtualService, _ path: String) {
             guard let subset = d.subset else { return }
-            let rule = rules.destinationRule(forHost: d.host)
+            let host = rules.resolveHost(d.host, namespace: vs.meta.namespace)
+            let rule = rules.destinationRule(forHost: host)
             if !(rule?.subsets.contains { $0.name == subset } ?? false) {
-                let message = rule.map { "subset '\(subset)' of host '\(d.host)' is not defined by DestinationRule \($0.meta.namespace)/\($0.meta.name) (host \($0.host))" }
-                    ?? "subset '\(subset)' of host '\(d.host)' is not defined: no DestinationRule applies to that host"
+                let message = rule.map { "subset '\(subset)' of host '\(host)' is not defined by DestinationRule \($0.meta.namespace)/\($0.meta.name) (host \($0.host))" }
+                    ?? "subset '\(subset)' of host '\(host)' is not defined: no DestinationRule applies to that host"
                 bundle.issues.append(ConfigIssue(severity: .error, file: vs.meta.file, document: vs.meta.document,
                                                  resource: "VirtualService \(vs.meta.namespace)/\(vs.meta.name)", path: path, line: nil,
                                                  message: message))

@@ -149,6 +149,15 @@ struct ResourceDecoder {
         if resolution == .staticAddresses && endpoints.isEmpty {
             diagnostics.error(spec.sub("endpoints"), "resolution STATIC needs endpoints")
         }
+        // Istio's validation: NONE takes no endpoints; STATIC endpoints are addresses, not names (use DNS).
+        if resolution == .none && !endpoints.isEmpty {
+            diagnostics.error(spec.sub("endpoints"), "resolution NONE takes no endpoints (it connects to the original destination)")
+        }
+        if resolution == .staticAddresses {
+            for (i, e) in endpoints.enumerated() where !isIPAddressText(e.address) && !e.address.hasPrefix("unix://") {
+                diagnostics.error(spec.sub("endpoints[\(i)].address"), "'\(e.address)' is not an IP address; resolution STATIC needs addresses (use DNS for names)")
+            }
+        }
         spec.accept("exportTo", "subjectAltNames", "workloadSelector")
         return ServiceEntry(meta: meta, hosts: hosts, addresses: spec.strings("addresses"), ports: ports,
                             location: spec.string("location") ?? "MESH_EXTERNAL", resolution: resolution, endpoints: endpoints)
@@ -235,7 +244,8 @@ struct ResourceDecoder {
                 mirrors.append(Mirror(destination: d, percent: percent))
             }
             let route = weightedDestinations(r, "route")
-            if route.isEmpty && redirect == nil && direct == nil {
+            // An empty or missing route list; a list whose items all failed has been reported item by item.
+            if route.isEmpty && redirect == nil && direct == nil && (r.raw("route")?.sequence?.isEmpty ?? !r.has("route")) {
                 diagnostics.error(r.path, "an http route needs a route, a redirect or a directResponse", line: r.node.line)
             }
             r.accept("retries", "fault", "corsPolicy", "delegate", "match")
@@ -254,7 +264,7 @@ struct ResourceDecoder {
                 matches.append(L4Match(destinationSubnets: m.strings("destinationSubnets"), port: port(m, "port"), sourceLabels: m.stringMap("sourceLabels")))
             }
             let route = weightedDestinations(r, "route")
-            if route.isEmpty { diagnostics.error(r.sub("route"), "a tcp route needs a route", line: r.node.line) }
+            if route.isEmpty && (r.raw("route")?.sequence?.isEmpty ?? !r.has("route")) { diagnostics.error(r.sub("route"), "a tcp route needs a route", line: r.node.line) }
             tcp.append(TCPRoute(matches: matches, destinations: route))
         }
         spec.accept("gateways", "exportTo", "tls")
@@ -385,4 +395,17 @@ struct ResourceDecoder {
         s.drainTimeout = spec.duration("drainTimeout") ?? s.drainTimeout
         s.accessLog = spec.bool("accessLog") ?? s.accessLog
     }
+}
+
+/// An IPv4 dotted quad or an IPv6 literal (hex groups, `::`, optional dotted tail).
+func isIPAddressText(_ s: String) -> Bool {
+    if s.contains(":") {
+        let groups = s.split(separator: ":", omittingEmptySubsequences: false)
+        return groups.count >= 3 && groups.count <= 9 && s.components(separatedBy: "::").count <= 2
+            && groups.enumerated().allSatisfy { i, g in
+                g.count <= 4 && g.allSatisfy(\.isHexDigit) || (i == groups.count - 1 && isIPAddressText(String(g)) && !g.contains(":"))
+            }
+    }
+    let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+    return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! < 256 }
 }

@@ -114,7 +114,12 @@ public struct HTTPRouter {
                                             requestHeaders: [], responseHeaders: [], mirrors: [], timeout: route.timeout))
             }
             let mirrors = route.mirrors.compactMap { m -> (Cluster, Double)? in
-                table.cluster(m.destination, requestPort: request.port).map { ($0, m.percent) }
+                guard let c = table.cluster(m.destination, requestPort: request.port) else {
+                    note("mirror to \(m.destination.host) skipped: not a known service")
+                    return nil
+                }
+                note("mirror \(m.percent)% to \(c.key)")
+                return (c, m.percent)
             }
             return .forward(ForwardPlan(cluster: cluster, destination: dest.destination, virtualService: vs.name, route: route.name,
                                         rewrite: route.rewrite, uriRegexRewrite: route.uriRegexRewrite,

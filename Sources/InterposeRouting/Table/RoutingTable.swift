@@ -45,19 +45,33 @@ public final class RoutingTable: Sendable {
         serviceHostsBySuffix = services.keys.filter { $0.hasPrefix("*.") }.map { (String($0.dropFirst(1)), $0) }.sorted { $0.0.count > $1.0.count }
     }
 
-    /// Host precedence as Istio: exact, then the longest `*.` suffix, then `*`. Case-insensitive, port ignored.
+    /// Host precedence as Istio: exact (the name as sent, then its short forms, see `hostForms`), then the
+    /// longest `*.` suffix, then `*`. Case-insensitive, port ignored.
     public func virtualService(forHost host: String) -> CompiledVirtualService? {
         let h = normalizeHost(host)
-        if let i = exactHosts[h] { return virtualServices[i] }
+        for name in hostForms(h) { if let i = exactHosts[name] { return virtualServices[i] } }
         for (suffix, i) in wildcardHosts where h.hasSuffix(suffix) { return virtualServices[i] }
         return catchAll.map { virtualServices[$0] }
     }
 
     public func service(forHost host: String) -> ServiceInfo? {
         let h = normalizeHost(host)
-        if let s = services[h] { return s }
+        for name in hostForms(h) { if let s = services[name] { return s } }
         for (suffix, owner) in serviceHostsBySuffix where h.hasSuffix(suffix) { return services[owner] }
         return nil
+    }
+
+    /// The names a request's Host can stand for, as Istio gives a `*.svc.cluster.local` service extra
+    /// virtual-host domains: `reviews` (in this proxy's namespace), `reviews.shop` and `reviews.shop.svc`
+    /// all reach `reviews.shop.svc.cluster.local`. The name as sent comes first.
+    func hostForms(_ h: String) -> [String] {
+        guard !h.isEmpty, !h.contains(":"), !h.hasPrefix("*") else { return [h] }
+        switch h.reduce(0, { $0 + ($1 == "." ? 1 : 0) }) {
+        case 0: return [h, "\(h).\(proxy.namespace).svc.cluster.local"]
+        case 1: return [h, "\(h).svc.cluster.local"]
+        case 2 where h.hasSuffix(".svc"): return [h, "\(h).cluster.local"]
+        default: return [h]
+        }
     }
 
     /// The service whose VIP (an address or CIDR of a ServiceEntry) or STATIC endpoint is this original

@@ -45,19 +45,36 @@ public enum TableCompiler {
         }
 
         let compiled = bundle.virtualServices.map { vs -> CompiledVirtualService in
+            // Short names resolve against the VirtualService's namespace (ConfigBundle.resolveHost).
+            func resolved(_ d: Destination) -> Destination {
+                var d = d
+                d.host = bundle.resolveHost(d.host, namespace: vs.meta.namespace)
+                return d
+            }
+            func routable(_ all: [WeightedDestination]) -> (destinations: [WeightedDestination], weights: [UInt32]) {
+                // Zero weights are dropped when there are several; a single destination takes everything.
+                let kept = all.filter { $0.weight > 0 || all.count == 1 }.map { w -> WeightedDestination in
+                    var w = w
+                    w.destination = resolved(w.destination)
+                    return w
+                }
+                return (kept, kept.map { max($0.weight, all.count == 1 ? 1 : 0) })
+            }
             let http = vs.http.enumerated().map { i, r in
-                CompiledRoute(index: i, name: r.name, matches: r.matches.map(CompiledHTTPMatch.init),
-                              destinations: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 },
-                              weights: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 }.map { max($0.weight, r.destinations.count == 1 ? 1 : 0) },
-                              redirect: r.redirect, directResponse: r.directResponse, rewrite: r.rewrite,
-                              uriRegexRewrite: r.rewrite?.uriRegex.flatMap { CompiledRegexRewrite($0.match, $0.rewrite) },
-                              headers: r.headers, mirrors: r.mirrors, timeout: r.timeout)
+                let (destinations, weights) = routable(r.destinations)
+                return CompiledRoute(index: i, name: r.name, matches: r.matches.map(CompiledHTTPMatch.init),
+                                     destinations: destinations, weights: weights,
+                                     redirect: r.redirect, directResponse: r.directResponse, rewrite: r.rewrite,
+                                     uriRegexRewrite: r.rewrite?.uriRegex.flatMap { CompiledRegexRewrite($0.match, $0.rewrite) },
+                                     headers: r.headers, mirrors: r.mirrors.map { m -> Mirror in var m = m; m.destination = resolved(m.destination); return m },
+                                     timeout: r.timeout)
             }
             let tcp = vs.tcp.enumerated().map { i, r in
-                CompiledTCPRoute(index: i, matches: r.matches, destinations: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 },
-                                 weights: r.destinations.filter { $0.weight > 0 || r.destinations.count == 1 }.map { max($0.weight, r.destinations.count == 1 ? 1 : 0) })
+                let (destinations, weights) = routable(r.destinations)
+                return CompiledTCPRoute(index: i, matches: r.matches, destinations: destinations, weights: weights)
             }
-            return CompiledVirtualService(name: vs.meta.name, namespace: vs.meta.namespace, hosts: vs.hosts, http: http, tcp: tcp)
+            return CompiledVirtualService(name: vs.meta.name, namespace: vs.meta.namespace,
+                                          hosts: vs.hosts.map { bundle.resolveHost($0, namespace: vs.meta.namespace) }, http: http, tcp: tcp)
         }
         return RoutingTable(generation: generation, proxy: bundle.proxy, outboundTrafficPolicy: bundle.outboundTrafficPolicy,
                             virtualServices: compiled, services: services, clusters: clusters, vips: vips, endpointHosts: endpointHosts)
