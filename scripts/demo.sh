@@ -30,6 +30,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in "$APP" "${NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  cp "$WORK/interpose.log" /tmp/interpose-demo-last.log 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -95,7 +96,7 @@ ip netns exec "$APP" "$WORK/interpose-netcheck" http-get 127.0.0.1:15090 --path 
 ip netns exec "$APP" "$WORK/interpose" explain --config "$WORK/config" 'GET http://reviews:9080/' -H 'end-user: jason' | sed 's/^/   /'
 say "explain shows why a request goes where it goes (above); the metrics:"
 ip netns exec "$APP" bash -c "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3; cat <&3" \
-  | grep -E '^istio_requests_total|^istio_tcp_connections' | sed -E 's/source_[a-z_]+="[^"]*",//g; s/destination_(workload|principal|app|cluster|canonical_[a-z]+)="[^"]*",//g; s/connection_security_policy="[^"]*",?//; s/grpc_response_status="",//' | sed 's/^/   /'
+  | grep -E '^istio_requests_total|^istio_tcp_connections' | sed -E 's/source_[a-z_]+="[^"]*",//g; s/destination_(workload|principal|app|cluster|canonical_[a-z]+)="[^"]*",//g; s/connection_security_policy="[^"]*",?//; s/grpc_response_status="",//; s/,\}/}/' | sed 's/^/   /'
 
 say "cleanup: interpose stops on SIGTERM; interpose-init cleanup removes the rules"
 kill -TERM "${PIDS[-1]}" 2>/dev/null || true

@@ -107,7 +107,11 @@ public final class TCPSocket: @unchecked Sendable {
             let ready = try syscall("poll") { poll(&pfd, 1, timeoutMillis) }
             if ready == 0 { throw SystemError("recv", errno: ETIMEDOUT) }
             let n = try syscall("recv") { recv(fd, &buf, buf.count, 0) }
-            if n == 0 { break }
+            if n == 0 {
+                // Closed by the peer: with nothing received, that is a refusal, not an answer.
+                if data.isEmpty { throw SystemError("recv", errno: ECONNRESET) }
+                break
+            }
             data += buf[0..<n]
         }
         while let last = data.last, last == 10 || last == 13 { data.removeLast() }

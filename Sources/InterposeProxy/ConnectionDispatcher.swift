@@ -1,3 +1,4 @@
+import Foundation
 import InterposeConfig
 import InterposeKernel
 import InterposeRouting
@@ -18,6 +19,7 @@ struct ConnectionDispatcher {
 
     func initialize(_ channel: Channel, direction: Direction) -> EventLoopFuture<Void> {
         ChannelOriginalDestination.read(channel).flatMapThrowing { original in
+            debugLog("accepted \(channel.remoteAddress.map { "\($0)" } ?? "?") original \(original.map { "\($0)" } ?? "none") local \(channel.localAddress.map { "\($0)" } ?? "?")")
             let env = ConnectionEnvironment(store: store, metrics: metrics, loop: loops.state(for: channel.eventLoop),
                                             originalDestination: original ?? channel.localAddress, client: channel.remoteAddress,
                                             lifecycle: lifecycle, accessLog: accessLog)
@@ -122,13 +124,14 @@ struct ConnectionDispatcher {
         var bootstrap = ClientBootstrap(group: downstream.eventLoop)
             .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         if let source, let addr = try? SocketAddress(ipAddress: source, port: 0) { bootstrap = bootstrap.bind(to: addr) }
         let metrics = env.metrics
         _ = downstream.setOption(ChannelOptions.autoRead, value: false)
         bootstrap.connect(host: host, port: Int(port)).whenComplete { result in
             switch result {
-            case .failure:
+            case .failure(let error):
+                debugLog("relay to \(host):\(port) failed: \(error)")
                 downstream.close(promise: nil)
             case .success(let upstream):
                 metrics.tcpOpened(labels)
@@ -172,4 +175,10 @@ func subnetContains(_ cidr: String, _ ip: String) -> Bool {
         if n[i] & mask != b[i] & mask { return false }
     }
     return true
+}
+
+/// Connection-level diagnostics on standard error when INTERPOSE_DEBUG is set.
+let debugEnabled = ProcessInfo.processInfo.environment["INTERPOSE_DEBUG"] != nil
+func debugLog(_ s: @autoclosure () -> String) {
+    if debugEnabled { FileHandle.standardError.write(Data("interpose debug: \(s())\n".utf8)) }
 }

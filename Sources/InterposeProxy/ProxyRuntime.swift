@@ -51,13 +51,13 @@ public final class ProxyRuntime: @unchecked Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .serverChannelOption(.maxMessagesPerRead, value: 64)
                     .childChannelOption(.allowRemoteHalfClosure, value: true)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                     .childChannelInitializer { channel in dispatcher.initialize(channel, direction: direction) }
                 let configured = addr.contains(":")
-                    ? bootstrap.serverChannelOption(.socketOption(.ipv6_v6only), value: 1)
+                    ? bootstrap.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
                     : bootstrap
                 do {
-                    listeners.append(try configured.bind(host: addr, port: Int(port)).wait())
+                    listeners.append(try configured.bind(to: try SocketAddress(ipAddress: addr, port: Int(port))).wait())
                 } catch where addr.contains(":") {
                     log("IPv6 listener on [\(addr)]:\(port) not started: \(error)")
                 }

@@ -115,6 +115,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, UpstreamResponseSink {
     // MARK: routing
 
     private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table
         let origPort = UInt16(env.originalDestination?.port ?? 80)
         let authority = head.headers.first(name: "host") ?? env.originalDestination?.ipAddress ?? ""
@@ -240,7 +241,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, UpstreamResponseSink {
                     return
                 }
                 switch result {
-                case .failure:
+                case .failure(let error):
+                    debugLog("upstream \(host):\(port) connect failed: \(error)")
                     self.env.loop.requestFinished(ex.endpointKey)
                     self.localReply(.connectFailure, ex)
                 case .success(let channel):
