@@ -31,7 +31,7 @@ struct ConnectionDispatcher {
             }
             // A port the registry declares as TCP is relayed without sniffing.
             let table = store.table
-            if let orig = env.originalDestination, let ip = orig.ipAddress, let host = table.serviceHost(forAddress: ip),
+            if let orig = env.originalDestination, let ip = orig.ipAddress, let host = table.serviceHost(forAddress: ip, port: UInt16(orig.port ?? 0)),
                let svc = table.service(forHost: host), let port = svc.port(UInt16(orig.port ?? 0)), !port.isHTTP, port.number == UInt16(orig.port ?? 0) {
                 _ = try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in
                     self.relayOutbound(ctx, env: env, firstBytes: bytes)
@@ -76,7 +76,7 @@ struct ConnectionDispatcher {
         let table = store.table
         guard let orig = env.originalDestination, let ip = orig.ipAddress else { return .blackHole }
         let port = UInt16(orig.port ?? 0)
-        guard let host = table.serviceHost(forAddress: ip) else {
+        guard let host = table.serviceHost(forAddress: ip, port: port) else {
             return table.outboundTrafficPolicy == .registryOnly ? .blackHole : .endpoint(ip, port, nil)
         }
         var destination = Destination(host: host)

@@ -56,7 +56,7 @@ public struct HTTPRouter {
         var host = normalizeHost(request.authority)
         trace?.pointee.host = host
         var vs = table.virtualService(forHost: host)
-        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forAddress: addr, port: request.port) {
+        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forVIP: addr, port: request.port) {
             note("host '\(host)' is unknown; original destination \(addr) belongs to service \(owner)")
             host = owner
             vs = table.virtualService(forHost: owner)

@@ -12,6 +12,8 @@ struct HTTPServe: ParsableCommand {
     @Option(help: "Name put in each answer.") var name = "backend"
     @Option(help: "Delay every answer by this many milliseconds.") var delayMs = 0
     @Flag(help: "Read requests but never answer (a black-hole mirror).") var silent = false
+    @Option(help: "Answer /stream with this many chunks...") var streamChunks = 20
+    @Option(help: "...this many milliseconds apart.") var streamDelayMs = 100
     @Option(help: "Stop after this many seconds.") var seconds = 600
     @Option(help: "Create this file once listening.") var readyFile: String?
 
@@ -20,7 +22,7 @@ struct HTTPServe: ParsableCommand {
         if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data("ready\n".utf8)) }
         let counter = Counter()
         let deadline = Date().addingTimeInterval(TimeInterval(seconds))
-        let config = (name: name, delay: delayMs, silent: silent)
+        let config = Config(name: name, delay: delayMs, silent: silent, chunks: streamChunks, chunkDelay: streamDelayMs)
         while Date() < deadline {
             for fd in try waitReadable(listeners.map(\.fd), timeoutMillis: 500) {
                 guard let l = listeners.first(where: { $0.fd == fd }), let conn = try? l.accept() else { continue }
@@ -37,7 +39,9 @@ struct HTTPServe: ParsableCommand {
         var value: Int { lock.withLock { n } }
     }
 
-    static func serve(_ conn: TCPSocket, config: (name: String, delay: Int, silent: Bool), counter: Counter) {
+    struct Config: Sendable { let name: String; let delay: Int; let silent: Bool; let chunks: Int; let chunkDelay: Int }
+
+    static func serve(_ conn: TCPSocket, config: Config, counter: Counter) {
         var reader = LineReader(socket: conn)
         while true {
             guard let requestLine = reader.line(), !requestLine.isEmpty else { return }
@@ -56,6 +60,20 @@ struct HTTPServe: ParsableCommand {
                 try? conn.write("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n")
                 reader.echoForever()
                 return
+            }
+            if path.hasPrefix("/stream") {
+                // A long chunked response, to check that a reload leaves it intact.
+                _ = counter.next()
+                do {
+                    try conn.write("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nx-served-by: \(config.name)\r\n\r\n")
+                    for i in 0..<config.chunks {
+                        let chunk = "served-by \(config.name) chunk \(i)\n"
+                        try conn.write(String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n")
+                        usleep(useconds_t(config.chunkDelay * 1000))
+                    }
+                    try conn.write("0\r\n\r\n")
+                } catch { return }
+                continue
             }
             let body: String
             if path == "/count" { body = "\(counter.value)\n" }

@@ -16,6 +16,7 @@ struct HTTPGet: ParsableCommand {
     @Option(help: "Request method.") var method = "GET"
     @Option(help: "Request body size in bytes (sent with content-length).") var bodyBytes = 0
     @Flag(help: "Print each response's first body line.") var verbose = false
+    @Flag(help: "Print how many body lines each response had.") var bodyLines = false
     @Option(help: "Timeout per response in milliseconds.") var timeoutMs: Int32 = 5000
 
     func run() throws {
@@ -41,6 +42,7 @@ struct HTTPGet: ParsableCommand {
             let key = "\(status) \(who ?? (headers["x-envoy-response-flags"].map { "flag=\($0)" } ?? "-"))"
             tally[key, default: 0] += 1
             if verbose { print("\(status) \(text.split(separator: "\n").first ?? "")") }
+            if bodyLines { print("body-lines \(text.split(separator: "\n").count)") }
             if headers["connection"]?.lowercased() == "close" {
                 conn = try TCPSocket.connect(to: addr, timeoutMillis: timeoutMs)
                 reader = ResponseReader(socket: conn)

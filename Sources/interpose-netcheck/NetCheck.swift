@@ -9,7 +9,7 @@ struct NetCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "interpose-netcheck",
         abstract: "Listen or dial to show where captured connections arrive and their original destination.",
-        subcommands: [Listen.self, Dial.self, HTTPServe.self, HTTPGet.self]
+        subcommands: [Listen.self, Dial.self, HTTPServe.self, HTTPGet.self, Send.self]
     )
 }
 

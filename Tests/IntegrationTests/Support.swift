@@ -41,7 +41,7 @@ enum Binaries {
         let tmp = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("interpose-it-\(getpid())")
         try? FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         chmod(tmp.path, 0o755)
-        for name in ["interpose-init", "interpose-netcheck"] {
+        for name in ["interpose-init", "interpose-netcheck", "interpose"] {
             let dst = tmp.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: dst)
             try? FileManager.default.copyItem(at: directory.appendingPathComponent(name), to: dst)
@@ -52,6 +52,7 @@ enum Binaries {
 
     static var initTool: String { publicCopy.appendingPathComponent("interpose-init").path }
     static var netcheck: String { publicCopy.appendingPathComponent("interpose-netcheck").path }
+    static var proxy: String { publicCopy.appendingPathComponent("interpose").path }
 }
 
 /// One answer line of interpose-netcheck: `name=... local=... peer=... original=...`.
@@ -170,6 +171,29 @@ final class Topology: @unchecked Sendable {
         }
         throw Failure(description: "listener \(name) on \(ports) in \(ns) did not start")
     }
+
+    /// Starts any long-running command in a namespace (optionally as a uid), stopped by `destroy()`.
+    /// Its standard error goes to `logFile` when given.
+    @discardableResult
+    func background(_ ns: String, _ argv: [String], uid: UInt32? = nil, logFile: String? = nil) throws -> pid_t {
+        var args = ["ip", "netns", "exec", ns]
+        if let uid { args += ["setpriv", "--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups"] }
+        args += argv
+        let err = logFile.map { open($0, O_WRONLY | O_CREAT | O_TRUNC, 0o644) } ?? Subprocess.devNull
+        defer { if logFile != nil { close(err) } }
+        let pid = try Subprocess.spawn(path: runner.which("ip")!, argv: args, stdin: Subprocess.devNull, stdout: Subprocess.devNull, stderr: err)
+        processes.append(pid)
+        return pid
+    }
+
+    func stop(_ pid: pid_t, signal: Int32 = SIGTERM) -> Int32 {
+        kill(pid, signal)
+        let status = Subprocess.wait(pid)
+        processes.removeAll { $0 == pid }
+        return status
+    }
+
+    var scratchPath: String { scratch.path }
 
     /// Dials from a namespace as a uid; returns the answer, or nil with the failure's exit status.
     func dial(from ns: String, uid: UInt32? = nil, gid: UInt32? = nil, _ address: String, source: String? = nil, udp: Bool = false, timeoutMs: Int = 2000) -> (answer: Answer?, status: Int32, error: String) {

@@ -215,8 +215,8 @@ struct RoutingBookinfoTests {
         let ratings = try #require(route(table, host: "10.9.9.9", port: 9080, original: "240.0.1.77").plan)
         #expect(ratings.cluster.key.description == "outbound|9080||ratings.shop.svc.cluster.local")
         #expect(ratings.virtualService == nil, "no VirtualService: the service's default route")
-        // A STATIC endpoint address counts as the service's too.
-        #expect(route(table, host: "", port: 9080, original: "10.0.1.1").plan?.cluster.key.host == "ratings.shop.svc.cluster.local")
+        // An endpoint's own address is not a VIP: with an unknown Host it is outside the registry (as Istio).
+        #expect(route(table, host: "", port: 9080, original: "10.0.1.1").summary == "passthrough")
         // Outside every VIP: not in the registry.
         #expect(route(table, host: "10.9.9.9", port: 9080, original: "240.0.2.1").summary == "passthrough")
     }

@@ -18,7 +18,7 @@ struct ConnectionEnvironment {
 /// One downstream HTTP/1.1 connection. Every request is routed and balanced on its own, so a single
 /// long-lived client connection is spread over all endpoints (the long-connection problem). Bodies are
 /// streamed in both directions with backpressure; local answers carry Envoy's response flags.
-final class HTTPProxyHandler: ChannelInboundHandler, UpstreamResponseSink {
+final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamResponseSink {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -303,11 +303,17 @@ final class HTTPProxyHandler: ChannelInboundHandler, UpstreamResponseSink {
             for ops in ex.responseHeaders { apply(ops, to: &h) }
             if env.lifecycle.isDraining || closeAfterResponse { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
-            if upgrade { context.flush(); switchToTunnel(ex, upstream: channel) }
+            if upgrade { context.flush() }
         case .body(let buffer):
             ex.bytesOut += buffer.readableBytes
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
+            if ex.responseStatus == 101 {
+                // The upgrade's response is complete: from here on both sides are one byte stream.
+                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+                switchToTunnel(ex, upstream: channel)
+                return
+            }
             let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             finish(ex, flag: ex.flags)
             if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster {

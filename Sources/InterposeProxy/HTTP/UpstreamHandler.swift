@@ -8,7 +8,7 @@ protocol UpstreamResponseSink: AnyObject {
     func upstreamClosed(_ channel: Channel)
 }
 
-final class UpstreamHandler: ChannelInboundHandler {
+final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     weak var sink: UpstreamResponseSink?
 

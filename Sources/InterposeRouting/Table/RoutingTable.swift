@@ -77,10 +77,17 @@ public final class RoutingTable: Sendable {
     /// The service whose VIP (an address or CIDR of a ServiceEntry) or STATIC endpoint is this original
     /// destination. `address` may carry a port (`10.0.0.1:80`, `[::1]:80`); `port`, or that port, picks
     /// among services sharing an address by the ports they declare. The most specific CIDR wins.
+    /// The service whose VIP (a ServiceEntry address) is this destination. HTTP routes by VIP only, as
+    /// Istio: a request to an endpoint's own IP with an unknown Host is outside the registry.
+    public func serviceHost(forVIP address: String, port: UInt16? = nil) -> String? {
+        let (ip, embeddedPort) = splitAddressPort(address)
+        return vips.lookup(ip, port: port ?? embeddedPort)
+    }
+
     public func serviceHost(forAddress address: String, port: UInt16? = nil) -> String? {
         let (ip, embeddedPort) = splitAddressPort(address)
         let p = port ?? embeddedPort
-        return vips.lookup(ip, port: p) ?? endpointHosts.lookup(ip, port: p)
+        return vips.lookup(ip, port: p) ?? endpointHosts.lookup(ip, port: p, strictPort: p != nil)
     }
 
     public func cluster(_ d: Destination, requestPort: UInt16) -> Cluster? {
@@ -156,19 +163,21 @@ struct AddressIndex: Sendable {
         return true
     }
 
-    func lookup(_ address: String, port: UInt16?) -> String? {
+    /// `strictPort`: only an owner that declares the port counts (endpoint addresses: the same IP on
+    /// another port is some other server).
+    func lookup(_ address: String, port: UInt16?, strictPort: Bool = false) -> String? {
         guard let bytes = parseIPAddress(address) else { return nil }
-        if let owners = exact[bytes] { return pick(owners, port) }
+        if let owners = exact[bytes] { return pick(owners, port, strictPort) }
         for block in blocks where block.network.count == bytes.count && masked(bytes, block.bits) == block.network {
-            return pick(block.owners, port)
+            return pick(block.owners, port, strictPort)
         }
         return nil
     }
 
     /// The first owner declaring the port, else the first owner.
-    private func pick(_ owners: [Owner], _ port: UInt16?) -> String? {
+    private func pick(_ owners: [Owner], _ port: UInt16?, _ strict: Bool) -> String? {
         if let port, let o = owners.first(where: { $0.ports.contains(port) }) { return o.host }
-        return owners.first?.host
+        return strict ? nil : owners.first?.host
     }
 
     private func masked(_ bytes: [UInt8], _ bits: Int) -> [UInt8] {

@@ -18,7 +18,11 @@ public enum TableCompiler {
                 let ports = Set(se.ports.map(\.number))
                 for a in se.addresses { vips.add(a, host: host, ports: ports) }
                 if se.resolution == .staticAddresses {
-                    for e in se.endpoints { endpointHosts.add(e.address, host: host, ports: ports) }
+                    for e in se.endpoints {
+                        // The ports this endpoint really listens on: its own map, else targetPort, else the service port.
+                        let own = Set(se.ports.map { e.ports[$0.name] ?? $0.targetPort ?? $0.number })
+                        endpointHosts.add(e.address, host: host, ports: own)
+                    }
                 }
             }
         }

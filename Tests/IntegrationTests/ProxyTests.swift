@@ -1,0 +1,272 @@
+import Foundation
+import InterposeKernel
+import Testing
+
+/// The real proxy (`interpose run`) against real backends (`interpose-netcheck http-serve`), in
+/// network namespaces: capture in the app namespace, interpose as uid 1337, the application as uid 1000.
+/// Backends v1/v2/v3 listen in the peer namespace on 10.233.1.2 and .3.
+@Suite("Proxy in network namespaces", .serialized, .enabled(if: Privileged.enabled, "needs root, ip, nft, iptables-nft"))
+struct ProxyTests {
+    static let vip = "10.240.0.10"
+
+    static func config(weights: (Int, Int) = (90, 10), mirrorHost: String = "10.233.1.3", policy: String = "REGISTRY_ONLY", extraRoutes: String = "") -> String {
+        """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews, namespace: test}
+        spec:
+          hosts: [reviews]
+          addresses: [\(vip)]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          endpoints:
+          - {address: 10.233.1.2, ports: {http: 9081}, labels: {version: v1}}
+          - {address: 10.233.1.2, ports: {http: 9082}, labels: {version: v2}}
+          - {address: \(mirrorHost), ports: {http: 9083}, labels: {version: v3}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews, namespace: test}
+        spec:
+          host: reviews
+          subsets:
+          - {name: v1, labels: {version: v1}}
+          - {name: v2, labels: {version: v2}}
+          - {name: v3, labels: {version: v3}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews, namespace: test}
+        spec:
+          hosts: [reviews]
+          http:
+          - name: jason
+            match: [{headers: {end-user: {exact: jason}}}]
+            route: [{destination: {host: reviews, subset: v2}}]
+          - name: api-prefix
+            match: [{uri: {prefix: /api/}}]
+            rewrite: {uri: /v3api/}
+            route: [{destination: {host: reviews, subset: v3}}]
+        \(extraRoutes)
+          - name: canary
+            route:
+            - {destination: {host: reviews, subset: v1}, weight: \(weights.0)}
+            - {destination: {host: reviews, subset: v2}, weight: \(weights.1)}
+            mirror: {host: reviews, subset: v3}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: Sidecar
+        metadata: {name: default, namespace: test}
+        spec:
+          outboundTrafficPolicy: {mode: \(policy)}
+        ---
+        apiVersion: interpose.dev/v1alpha1
+        kind: ProxyConfig
+        metadata: {name: app, namespace: test}
+        spec:
+          workload: {name: app, namespace: test, labels: {app: web}}
+          drainTimeout: 1s
+        """
+    }
+
+    struct Mesh {
+        let t: Topology
+        let configFile: String
+        let proxyPID: pid_t
+        let log: String
+    }
+
+    /// Topology + backends + capture + interpose as uid 1337, torn down by the caller's `t.destroy()`.
+    func mesh(_ t: Topology, config: String = ProxyTests.config(), silentMirror: Bool = false) throws -> Mesh {
+        try t.must(["ip", "-n", t.app, "route", "add", "10.240.0.0/16", "dev", "eth0"])
+        for (name, port) in [("v1", 9081), ("v2", 9082)] {
+            let ready = t.scratchPath + "/\(name).ready"
+            try t.background(t.peer, [Binaries.netcheck, "http-serve", "--port", "\(port)", "--name", name, "--seconds", "120",
+                                      "--stream-chunks", "30", "--stream-delay-ms", "50", "--ready-file", ready])
+            try waitFor(ready)
+        }
+        let mirrorReady = t.scratchPath + "/v3.ready"
+        try t.background(t.peer, [Binaries.netcheck, "http-serve", "--port", "9083", "--name", "v3", "--seconds", "120", "--ready-file", mirrorReady] + (silentMirror ? ["--silent"] : []))
+        try waitFor(mirrorReady)
+        let dir = t.scratchPath + "/config"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(t.scratchPath, 0o755)
+        chmod(dir, 0o755)
+        let file = dir + "/mesh.yaml"
+        try config.write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        let capture = t.capture(["apply", "--inbound-ports", ""])
+        guard capture.succeeded else { throw Topology.Failure(description: capture.stderr) }
+        let log = t.scratchPath + "/interpose.log"
+        let pid = try t.background(t.app, [Binaries.proxy, "run", "--config", dir, "--reload-interval", "0.2"], uid: 1337, logFile: log)
+        for _ in 0..<100 {
+            if t.run(t.app, [Binaries.netcheck, "http-get", "127.0.0.1:15021", "--path", "/healthz/ready"]).stdout.contains("200") {
+                return Mesh(t: t, configFile: file, proxyPID: pid, log: log)
+            }
+            usleep(100_000)
+        }
+        throw Topology.Failure(description: "interpose did not become ready: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    func waitFor(_ file: String) throws {
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: file) { usleep(50_000) }
+        if !FileManager.default.fileExists(atPath: file) { throw Topology.Failure(description: "\(file) never appeared") }
+    }
+
+    /// `http-get` from the app (uid 1000) through capture; returns the tally lines as [key: count].
+    func get(_ t: Topology, _ address: String = "\(ProxyTests.vip):9080", host: String = "reviews:9080", count: Int = 1, path: String = "/", headers: [String] = [], extra: [String] = []) -> [String: Int] {
+        var argv = [Binaries.netcheck, "http-get", address, "--host", host, "--count", "\(count)", "--path", path] + extra
+        for h in headers { argv += ["-H", h] }
+        let r = t.run(t.app, argv, uid: 1000)
+        var tally: [String: Int] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, let n = Int(parts[0]) { tally[String(parts[1]), default: 0] += n }
+        }
+        return tally
+    }
+
+    func metrics(_ t: Topology) -> String {
+        t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
+    }
+
+    @Test func weightedSplitSpreadsOneKeepAliveConnectionOverTheSubsets() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let tally = get(t, count: 1000)
+        let v1 = tally["200 v1"] ?? 0, v2 = tally["200 v2"] ?? 0
+        #expect(v1 + v2 == 1000, "\(tally)")
+        // 90/10 over 1000 draws: the standard deviation is about 9.5, so 60..140 is over 4 sigma.
+        #expect((60...140).contains(v2), "v2 got \(v2) of 1000: \(tally)")
+    }
+
+    @Test func headerAndPrefixRoutingWithRewrite() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        #expect(get(t, count: 50, headers: ["end-user: jason"]) == ["200 v2": 50])
+        let api = t.run(t.app, [Binaries.netcheck, "http-get", "\(Self.vip):9080", "--host", "reviews:9080", "--path", "/api/items?id=7", "--verbose"], uid: 1000).stdout
+        #expect(api.contains("served-by v3"), "\(api)")
+        #expect(api.contains("path /v3api/items?id=7"), "prefix rewrite keeps the rest and the query: \(api)")
+        // Host names compare case-insensitively and the port in Host is ignored.
+        #expect(get(t, host: "REVIEWS", count: 10, headers: ["end-user: jason"]) == ["200 v2": 10])
+    }
+
+    @Test func mirrorGetsACopyAndASilentMirrorChangesNothing() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let tally = get(t, count: 200)
+        #expect((tally["200 v1"] ?? 0) + (tally["200 v2"] ?? 0) == 200)
+        usleep(300_000)
+        let count = t.run(t.app, [Binaries.netcheck, "http-get", "10.233.1.3:9083", "--path", "/count", "--verbose"], uid: 1337).stdout
+        #expect(count.contains("200 200"), "the mirror saw every canary request: \(count)")
+
+        let silent = try Topology()
+        defer { silent.destroy() }
+        _ = try mesh(silent, silentMirror: true)
+        let start = Date()
+        let answered = get(silent, count: 200, extra: ["--timeout-ms", "2000"])
+        #expect((answered["200 v1"] ?? 0) + (answered["200 v2"] ?? 0) == 200, "a mirror that never answers must not hold the primary: \(answered)")
+        _ = start
+    }
+
+    @Test func registryOnlyRefusesAndAllowAnyPassesThrough() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        #expect(get(t, "10.233.1.2:9081", host: "elsewhere.example") == ["502 -": 1])
+        let tcp = t.run(t.app, [Binaries.netcheck, "dial", "10.233.1.2:7000", "--timeout-ms", "1500"], uid: 1000)
+        #expect(!tcp.succeeded, "REGISTRY_ONLY closes TCP to unknown destinations")
+        #expect(metrics(t).contains("destination_service=\"BlackHoleCluster\""))
+
+        let open = try Topology()
+        defer { open.destroy() }
+        _ = try mesh(open, config: Self.config(policy: "ALLOW_ANY"))
+        let passed = t.run(open.app, [Binaries.netcheck, "http-get", "10.233.1.2:9081", "--host", "elsewhere.example", "--verbose"], uid: 1000).stdout
+        #expect(passed.contains("served-by v1"), "ALLOW_ANY sends unknown hosts to their original destination: \(passed)")
+        // A server-first TCP protocol (the server speaks first) passes through untouched.
+        try open.listen(in: open.peer, name: "server-first", ports: [7000])
+        let banner = open.dial(from: open.app, uid: 1000, "10.233.1.2:7000")
+        #expect(banner.answer?.name == "server-first")
+        #expect(banner.answer?.peerHost == open.appV4)
+    }
+
+    @Test func websocketUpgradeBecomesATunnel() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let r = t.run(t.app, [Binaries.netcheck, "send", "\(Self.vip):9080",
+                              "--data", "GET /chat HTTP/1.1\\r\\nhost: reviews\\r\\nend-user: jason\\r\\nconnection: Upgrade\\r\\nupgrade: websocket\\r\\n\\r\\n",
+                              "--then", "ping-1", "--then", "ping-2"], uid: 1000)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "HTTP/1.1 101 Switching Protocols", "\(r.stdout) \(r.stderr)")
+        #expect(lines.contains("ping-1") && lines.contains("ping-2"), "bytes flow both ways after the upgrade: \(lines)")
+    }
+
+    @Test func malformedRequestGets400AndTheProxyKeepsServing() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let bad = t.run(t.app, [Binaries.netcheck, "send", "\(Self.vip):9080", "--data", "GET / HTTP/1.1\\r\\nhost: reviews\\r\\nno colon here\\r\\n\\r\\n"], uid: 1000)
+        #expect(bad.stdout.hasPrefix("HTTP/1.1 400"), "\(bad.stdout)")
+        let big = String(repeating: "a", count: 100_000)
+        let huge = t.run(t.app, [Binaries.netcheck, "send", "\(Self.vip):9080", "--data", "GET / HTTP/1.1\\r\\nhost: reviews\\r\\nx-big: \(big)\\r\\n\\r\\n"], uid: 1000)
+        #expect(huge.stdout.hasPrefix("HTTP/1.1 431"), "\(huge.stdout)")
+        #expect(get(t, count: 5, headers: ["end-user: jason"]) == ["200 v2": 5])
+    }
+
+    @Test func hotReloadChangesWeightsWhileAStreamInFlightCompletes() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let m = try mesh(t, config: Self.config(weights: (100, 0)))
+        #expect(get(t, count: 20) == ["200 v1": 20])
+        // A 1.5 s chunked response from v1 is in flight while the weights flip to v2.
+        let streamLog = t.scratchPath + "/stream.out"
+        // Written by the client, which runs as uid 1000.
+        _ = FileManager.default.createFile(atPath: streamLog, contents: nil, attributes: [.posixPermissions: 0o666])
+        let sh = "\(Binaries.netcheck) http-get \(Self.vip):9080 --host reviews:9080 --path /stream --body-lines > \(streamLog)"
+        let streamPID = try t.background(t.app, ["bash", "-c", sh], uid: 1000)
+        usleep(300_000)
+        try Self.config(weights: (0, 100)).write(toFile: m.configFile, atomically: true, encoding: .utf8)
+        chmod(m.configFile, 0o644)
+        var flipped = false
+        for _ in 0..<50 where !flipped {
+            usleep(100_000)
+            flipped = get(t, count: 1) == ["200 v2": 1]
+        }
+        #expect(flipped, "the new weights apply to new requests")
+        #expect(Subprocess.wait(streamPID) == 0)
+        let out = (try? String(contentsOfFile: streamLog, encoding: .utf8)) ?? ""
+        #expect(out.contains("body-lines 30") && out.contains("1 200 v1"), "the response in flight completed intact: \(out)")
+
+        // A broken config is refused; the last good one stays in force and the refusal is counted.
+        try "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews}, weight: -5}]\n"
+            .write(toFile: m.configFile, atomically: true, encoding: .utf8)
+        usleep(800_000)
+        #expect(get(t, count: 5) == ["200 v2": 5])
+        #expect(metrics(t).contains("interpose_config_reloads_total{result=\"failure\"} 1"))
+        let log = (try? String(contentsOfFile: m.log, encoding: .utf8)) ?? ""
+        #expect(log.contains("config refused") && log.contains("spec.http[0].route[0].weight"), "\(log)")
+    }
+
+    @Test func adminReadinessAndMetricsEndpoints() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let m = try mesh(t)
+        _ = get(t, count: 3, headers: ["end-user: jason"])
+        let dump = t.run(t.app, [Binaries.netcheck, "http-get", "127.0.0.1:15000", "--path", "/config_dump", "--verbose"]).stdout
+        #expect(dump.contains("200"))
+        let clusters = t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15000; printf 'GET /clusters HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
+        #expect(clusters.contains("outbound|9080|v2|reviews"), "\(clusters)")
+        let text = metrics(t)
+        #expect(text.contains("istio_requests_total{reporter=\"source\""))
+        #expect(text.contains("destination_version=\"v2\""))
+        #expect(text.contains("response_code=\"200\""))
+        #expect(text.contains("istio_request_duration_milliseconds_bucket"))
+        #expect(text.contains("le=\"0.5\""))
+        // SIGTERM: readiness goes away, the process drains and exits 0.
+        #expect(t.stop(m.proxyPID) == 0)
+    }
+}
