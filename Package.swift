@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "interpose-netcheck",
             dependencies: [
-                "InterposeKernel",
+                "InterposeKernel", "InterposeRouting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -394,6 +394,10 @@ struct ResourceDecoder {
         s.outboundTrafficPolicy = outboundPolicy(spec, "outboundTrafficPolicy") ?? s.outboundTrafficPolicy
         s.drainTimeout = spec.duration("drainTimeout") ?? s.drainTimeout
         s.accessLog = spec.bool("accessLog") ?? s.accessLog
+        s.mirrorHostSuffix = spec.string("mirrorHostSuffix") ?? s.mirrorHostSuffix
+        if let d = spec.duration("dnsRefreshRate") {
+            if d < 1 { diagnostics.error(spec.sub("dnsRefreshRate"), "must be at least 1s") } else { s.dnsRefreshInterval = d }
+        }
     }
 }
 

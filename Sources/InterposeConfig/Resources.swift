@@ -229,5 +229,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var outboundTrafficPolicy: OutboundTrafficPolicy?
     public var drainTimeout: Double = 5
     public var accessLog = false
+    /// Istio's optional mirror host suffix ("-shadow"); nil leaves the Host as it is (Istio's default now).
+    public var mirrorHostSuffix: String?
+    /// Seconds between re-resolutions of DNS ServiceEntries (Envoy's dns_refresh_rate default: 5 s).
+    public var dnsRefreshInterval: Double = 5
     public init() {}
 }

@@ -89,8 +89,10 @@ public final class TCPSocket: @unchecked Sendable {
         return a
     }
 
-    public func write(_ text: String) throws {
-        var bytes = Array(text.utf8)
+    public func write(_ text: String) throws { try write(bytes: Array(text.utf8)) }
+
+    public func write(bytes input: [UInt8]) throws {
+        var bytes = input
         var off = 0
         while off < bytes.count {
             let n = try bytes.withUnsafeMutableBytes { b in try syscall("send") { send(fd, b.baseAddress! + off, b.count - off, Int32(MSG_NOSIGNAL)) } }

@@ -10,13 +10,17 @@ public final class ConfigStore: Sendable {
     public let path: String
     private let current: NIOLockedValueBox<RoutingTable>
     private let state = NIOLockedValueBox<(generation: Int, fingerprint: String, lastErrors: [ConfigIssue])>((1, "", []))
+    /// The bundle in force and the DNS answers its table was compiled with.
+    private let inForce: NIOLockedValueBox<(bundle: ConfigBundle, resolved: [String: [String]])>
 
     public var table: RoutingTable { current.withLockedValue { $0 } }
     public var lastErrors: [ConfigIssue] { state.withLockedValue { $0.lastErrors } }
 
     public init(path: String, initial: ConfigBundle) {
         self.path = path
-        current = NIOLockedValueBox(TableCompiler.compile(initial, generation: 1, resolved: DNSResolver.resolveAll(TableCompiler.namesToResolve(initial))))
+        let resolved = DNSResolver.resolveAll(TableCompiler.namesToResolve(initial))
+        current = NIOLockedValueBox(TableCompiler.compile(initial, generation: 1, resolved: resolved))
+        inForce = NIOLockedValueBox((initial, resolved))
         state.withLockedValue { $0.fingerprint = Self.fingerprint(path) }
     }
 
@@ -41,9 +45,25 @@ public final class ConfigStore: Sendable {
             return .refused(bundle.errors)
         }
         let generation = state.withLockedValue { s -> Int in s.generation += 1; s.lastErrors = []; return s.generation }
-        let table = TableCompiler.compile(bundle, generation: generation, resolved: DNSResolver.resolveAll(TableCompiler.namesToResolve(bundle)))
+        let resolved = DNSResolver.resolveAll(TableCompiler.namesToResolve(bundle))
+        let table = TableCompiler.compile(bundle, generation: generation, resolved: resolved)
         current.withLockedValue { $0 = table }
+        inForce.withLockedValue { $0 = (bundle, resolved) }
         return .applied(generation: generation, warnings: bundle.warnings)
+    }
+
+    /// Re-resolves the DNS names of ServiceEntries (resolution DNS) and swaps in a table with the new
+    /// endpoints when an answer changed. Returns the new generation, or nil when nothing changed.
+    public func refreshDNS() -> Int? {
+        let (bundle, old) = inForce.withLockedValue { $0 }
+        let names = TableCompiler.namesToResolve(bundle)
+        guard !names.isEmpty else { return nil }
+        let fresh = DNSResolver.resolveAll(names)
+        guard fresh != old else { return nil }
+        let generation = state.withLockedValue { s -> Int in s.generation += 1; return s.generation }
+        current.withLockedValue { $0 = TableCompiler.compile(bundle, generation: generation, resolved: fresh) }
+        inForce.withLockedValue { $0 = (bundle, fresh) }
+        return generation
     }
 
     static func fingerprint(_ path: String) -> String {

@@ -41,6 +41,10 @@ struct ConnectionDispatcher {
             try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, proto, bytes in
                 switch proto {
                 case .http1: self.startHTTP(ctx, env: env, firstBytes: bytes)
+                case .tls:
+                    let sni = bytes.flatMap { TLSClientHello.serverName($0.readableBytesView) }
+                    debugLog("TLS ClientHello, server name \(sni ?? "(none)")")
+                    self.relayOutbound(ctx, env: env, firstBytes: bytes, serverName: sni)
                 default: self.relayOutbound(ctx, env: env, firstBytes: bytes)
                 }
             }, name: "detect")
@@ -72,11 +76,13 @@ struct ConnectionDispatcher {
 
     enum TCPTarget { case endpoint(String, UInt16, Cluster?), blackHole }
 
-    func tcpTarget(_ env: ConnectionEnvironment) -> TCPTarget {
+    func tcpTarget(_ env: ConnectionEnvironment, serverName: String? = nil) -> TCPTarget {
         let table = store.table
         guard let orig = env.originalDestination, let ip = orig.ipAddress else { return .blackHole }
         let port = UInt16(orig.port ?? 0)
-        guard let host = table.serviceHost(forAddress: ip, port: port) else {
+        // TLS: the SNI names the service when the registry knows it; otherwise the address decides.
+        let sniHost = serverName.flatMap { table.service(forHost: $0)?.host }
+        guard let host = sniHost ?? table.serviceHost(forAddress: ip, port: port) else {
             return table.outboundTrafficPolicy == .registryOnly ? .blackHole : .endpoint(ip, port, nil)
         }
         var destination = Destination(host: host)
@@ -94,8 +100,8 @@ struct ConnectionDispatcher {
         return .endpoint(ep.address, ep.port, cluster)
     }
 
-    private func relayOutbound(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
-        switch tcpTarget(env) {
+    private func relayOutbound(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?, serverName: String? = nil) {
+        switch tcpTarget(env, serverName: serverName) {
         case .blackHole:
             ctx.close(promise: nil)
         case .endpoint(let host, let port, let cluster):
@@ -135,6 +141,8 @@ struct ConnectionDispatcher {
                 downstream.close(promise: nil)
             case .success(let upstream):
                 metrics.tcpOpened(labels)
+                env.lifecycle.begin()
+                upstream.closeFuture.whenComplete { _ in env.lifecycle.end() }
                 let (a, b) = GlueHandler.matchedPair()
                 var sent = 0
                 a.onClose = { received in metrics.tcpClosed(labels, sent: sent, received: received) }

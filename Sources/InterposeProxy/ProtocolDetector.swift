@@ -1,3 +1,4 @@
+import InterposeRouting
 import NIOCore
 
 /// What the first bytes of a connection say it is.
@@ -18,7 +19,10 @@ enum ProtocolSniffer {
         guard let first = view.first else { return nil }
         if first == 0x16 {
             guard view.count >= 2 else { return nil }
-            return view[view.startIndex + 1] == 0x03 ? .tls : .opaque
+            guard view[view.startIndex + 1] == 0x03 else { return .opaque }
+            // Wait for the whole first record: the ClientHello, whose SNI routes the connection.
+            guard let need = TLSClientHello.recordLength(view), view.count >= min(need, ProtocolDetectHandler.maxSniffTLS) else { return nil }
+            return .tls
         }
         let prefix = Array(view.prefix(24))
         if h2Preface.starts(with: prefix) { return prefix.count == h2Preface.count ? .http2PriorKnowledge : nil }
@@ -40,6 +44,7 @@ final class ProtocolDetectHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundIn = ByteBuffer
     static let silenceTimeout = TimeAmount.milliseconds(200)
     static let maxSniff = 64
+    static let maxSniffTLS = 16 * 1024 + 5
 
     private var buffered: ByteBuffer?
     private var timer: Scheduled<Void>?
@@ -71,7 +76,7 @@ final class ProtocolDetectHandler: ChannelInboundHandler, RemovableChannelHandle
         var incoming = unwrapInboundIn(data)
         if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
         if let p = ProtocolSniffer.classify(buffered!) { finish(context, p) }
-        else if buffered!.readableBytes >= Self.maxSniff { finish(context, .opaque) }
+        else if buffered!.readableBytes >= (buffered!.readableBytesView.first == 0x16 ? Self.maxSniffTLS : Self.maxSniff) { finish(context, .opaque) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -87,7 +87,16 @@ public final class ProxyRuntime: @unchecked Sendable {
     private func startReloading() {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "interpose.reload"))
         timer.schedule(deadline: .now() + options.reloadInterval, repeating: options.reloadInterval)
-        timer.setEventHandler { [weak self] in self?.reload(force: false) }
+        var ticks = 0
+        let refreshEvery = max(1, Int((store.table.proxy.dnsRefreshInterval / options.reloadInterval).rounded()))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.reload(force: false)
+            ticks += 1
+            if ticks % refreshEvery == 0, let generation = self.store.refreshDNS() {
+                self.log("DNS answers changed: endpoints updated (generation \(generation))")
+            }
+        }
         timer.resume()
         reloadTimer = timer
     }
@@ -130,10 +139,19 @@ public final class ProxyRuntime: @unchecked Sendable {
         let drain = store.table.proxy.drainTimeout
         log("draining: no new connections; waiting up to \(drain)s for requests in flight")
         let closes = listeners.map { $0.close() }
-        EventLoopFuture.andAllComplete(closes, on: group.next()).whenComplete { _ in
-            self.group.next().scheduleTask(in: .milliseconds(Int64(drain * 1000))) {
-                self.shutdownPromise.succeed(())
+        let loop = group.next()
+        let deadline = NIODeadline.now() + .milliseconds(Int64(drain * 1000))
+        EventLoopFuture.andAllComplete(closes, on: loop).whenComplete { _ in
+            // Finish as soon as nothing is in flight, or at the drain deadline.
+            func check() {
+                if self.lifecycle.activeWork <= 0 || NIODeadline.now() >= deadline {
+                    self.log("drained (\(max(0, self.lifecycle.activeWork)) still open at exit)")
+                    self.shutdownPromise.succeed(())
+                } else {
+                    loop.scheduleTask(in: .milliseconds(50)) { check() }
+                }
             }
+            check()
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InterposeKernel
+import InterposeRouting
 
 /// A tiny listener and dialer that show where a connection arrived and where it was headed.
 /// The demo and the namespace tests use it on both ends of captured connections.
@@ -68,6 +69,7 @@ struct Dial: ParsableCommand {
     @Argument(help: "host:port or [ipv6]:port") var address: String
     @Option(help: "Bind to this source address (host:port, port 0 for any) before connecting.") var source: String?
     @Flag(help: "Send one UDP datagram instead and print the answer.") var udp = false
+    @Option(help: "First send a TLS ClientHello naming this server (SNI), then print the answer.") var tlsSni: String?
     @Option(help: "Connect and read timeout in milliseconds.") var timeoutMs: Int32 = 3000
 
     func run() throws {
@@ -82,6 +84,7 @@ struct Dial: ParsableCommand {
                 print(try UDPSocket.exchange(with: addr, payload: "interpose-netcheck\n", timeoutMillis: timeoutMs))
             } else {
                 let s = try TCPSocket.connect(to: addr, from: from, timeoutMillis: timeoutMs)
+                if let tlsSni { try s.write(bytes: TLSClientHello.make(serverName: tlsSni)) }
                 print(try s.readLine(timeoutMillis: timeoutMs))
             }
         } catch let e as SystemError {

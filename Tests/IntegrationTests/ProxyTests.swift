@@ -79,6 +79,7 @@ struct ProxyTests {
     /// Topology + backends + capture + interpose as uid 1337, torn down by the caller's `t.destroy()`.
     func mesh(_ t: Topology, config: String = ProxyTests.config(), silentMirror: Bool = false) throws -> Mesh {
         try t.must(["ip", "-n", t.app, "route", "add", "10.240.0.0/16", "dev", "eth0"])
+        try t.must(["ip", "-n", t.app, "route", "add", "10.250.0.0/16", "dev", "eth0"])
         for (name, port) in [("v1", 9081), ("v2", 9082)] {
             let ready = t.scratchPath + "/\(name).ready"
             try t.background(t.peer, [Binaries.netcheck, "http-serve", "--port", "\(port)", "--name", name, "--seconds", "120",
@@ -191,6 +192,30 @@ struct ProxyTests {
         let banner = open.dial(from: open.app, uid: 1000, "10.233.1.2:7000")
         #expect(banner.answer?.name == "server-first")
         #expect(banner.answer?.peerHost == open.appV4)
+    }
+
+    @Test func tlsIsRoutedByItsServerNameAndPassedThrough() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let tlsService = """
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: secure, namespace: test}
+        spec:
+          hosts: [secure.example]
+          ports: [{number: 443, name: tls, protocol: TLS, targetPort: 8443}]
+          resolution: STATIC
+          endpoints: [{address: 10.233.1.3}]
+        """
+        _ = try mesh(t, config: Self.config() + "\n" + tlsService)
+        try t.listen(in: t.peer, name: "tls-backend", ports: [8443])
+        // An address nobody declared: the ClientHello's SNI names the service, so it is routed there.
+        let routed = t.run(t.app, [Binaries.netcheck, "dial", "10.250.0.5:443", "--tls-sni", "secure.example"], uid: 1000)
+        #expect(routed.stdout.contains("name=tls-backend"), "\(routed.stdout)\(routed.stderr)")
+        // Without a known SNI it is outside the registry: REGISTRY_ONLY closes it.
+        let refused = t.run(t.app, [Binaries.netcheck, "dial", "10.250.0.5:443", "--tls-sni", "other.example"], uid: 1000)
+        #expect(!refused.succeeded)
     }
 
     @Test func websocketUpgradeBecomesATunnel() throws {

@@ -49,6 +49,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var mirrors: [MirrorSink] = []
         var timeout: Scheduled<Void>?
         var upgrading = false
+        var finished = false
         var version = "unknown"
         init(_ head: HTTPRequestHead) { requestHead = head }
     }
@@ -83,6 +84,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if let ex = exchange {
             ex.timeout?.cancel()
             ex.upstream?.close(promise: nil)
+            if !ex.finished { ex.finished = true; env.lifecycle.end() }
             exchange = nil
         }
         context.fireChannelInactive()
@@ -123,6 +125,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                                header: { head.headers.first(name: $0) })
         let ex = Exchange(head)
         exchange = ex
+        env.lifecycle.begin()
         if head.headers.contains(name: "connection"), head.headers["connection"].contains(where: { $0.lowercased().contains("close") }) {
             closeAfterResponse = true
         }
@@ -276,6 +279,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             guard let ep = env.loop.pick(cluster, generation: table.generation, hash: nil) else { continue }
             var mh = upstreamHead(head, plan: nil)
             mh.headers.replaceOrAdd(name: "x-envoy-internal", value: "true")
+            if let suffix = table.proxy.mirrorHostSuffix, let host = mh.headers.first(name: "host") {
+                // Istio's optional "-shadow" host: reviews:9080 becomes reviews-shadow:9080.
+                let name = normalizeHost(host)
+                let port = host.dropFirst(host.hasPrefix("[") ? (host.firstIndex(of: "]").map { host.distance(from: host.startIndex, to: $0) + 1 } ?? host.count) : name.count)
+                mh.headers.replaceOrAdd(name: "host", value: name + suffix + port)
+            }
             ex.mirrors.append(MirrorSink(head: mh, host: ep.address, port: ep.port, loop: context.eventLoop, state: env.loop, connectTimeout: cluster.connectTimeout))
         }
     }
@@ -362,6 +371,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     private func finish(_ ex: Exchange, flag: String, clusterName: String? = nil) {
         ex.timeout?.cancel()
+        guard !ex.finished else { return }
+        ex.finished = true
+        env.lifecycle.end()
         if ex.upstream != nil || !ex.endpointKey.isEmpty { env.loop.requestFinished(ex.endpointKey) }
         let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
         let cluster = ex.cluster
