@@ -314,7 +314,8 @@ struct ResourceDecoder {
             if let tcp = cp.map("tcp") {
                 pool.maxConnections = tcp.int("maxConnections", range: 1...Int(Int32.max))
                 pool.connectTimeout = tcp.duration("connectTimeout")
-                tcp.accept("tcpKeepalive", "maxConnectionDuration", "idleTimeout")
+                pool.tcpIdleTimeout = tcp.duration("idleTimeout")
+                tcp.accept("tcpKeepalive", "maxConnectionDuration")
                 tcp.finish()
             }
             if let http = cp.map("http") {

@@ -182,6 +182,8 @@ public enum LoadBalancerSetting: Sendable, Equatable {
 public struct ConnectionPoolSettings: Sendable, Equatable {
     public var maxConnections: Int?
     public var connectTimeout: Double?
+    /// connectionPool.tcp.idleTimeout: a TCP relay with no bytes either way for this long is closed.
+    public var tcpIdleTimeout: Double?
     public var maxRequestsPerConnection: Int?
     public var idleTimeout: Double?
     public var http1MaxPendingRequests: Int?

@@ -109,7 +109,8 @@ struct ConnectionDispatcher {
                                                     destinationName: cluster?.serviceName ?? "PassthroughCluster",
                                                     destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: cluster?.key.subset ?? "unknown",
                                                     protocolName: "tcp", responseCode: 0, flags: "")
-            relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout, firstBytes: firstBytes, labels: labels, env: env)
+            relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout,
+                  idle: cluster?.tcpIdleTimeout ?? 3600, firstBytes: firstBytes, labels: labels, env: env)
         }
     }
 
@@ -121,10 +122,10 @@ struct ConnectionDispatcher {
                                                 destinationName: env.store.table.proxy.workloadName, destinationNamespace: env.store.table.proxy.namespace,
                                                 destinationVersion: env.store.table.proxy.labels["version"] ?? "unknown", protocolName: "tcp", responseCode: 0, flags: "")
         relay(ctx, to: v6 ? "::1" : "127.0.0.1", port: UInt16(orig.port ?? 0), source: v6 ? "::6" : "127.0.0.6",
-              timeout: TableCompiler.defaultConnectTimeout, firstBytes: firstBytes, labels: labels, env: env)
+              timeout: TableCompiler.defaultConnectTimeout, idle: 3600, firstBytes: firstBytes, labels: labels, env: env)
     }
 
-    private func relay(_ ctx: ChannelHandlerContext, to host: String, port: UInt16, source: String?, timeout: Double,
+    private func relay(_ ctx: ChannelHandlerContext, to host: String, port: UInt16, source: String?, timeout: Double, idle: Double,
                        firstBytes: ByteBuffer?, labels: ProxyMetrics.RequestLabels, env: ConnectionEnvironment) {
         let downstream = ctx.channel
         var bootstrap = ClientBootstrap(group: downstream.eventLoop)
@@ -148,6 +149,9 @@ struct ConnectionDispatcher {
                 a.onClose = { received in metrics.tcpClosed(labels, sent: sent, received: received) }
                 b.onClose = { fromUpstream in sent = fromUpstream }
                 do {
+                    // Idle in both directions for `idle` seconds: the relay is closed (the glue sees the event).
+                    let idleTime = TimeAmount.milliseconds(Int64(idle * 1000))
+                    try downstream.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTime))
                     try upstream.pipeline.syncOperations.addHandler(b)
                     try downstream.pipeline.syncOperations.addHandler(a)
                     if let firstBytes { upstream.writeAndFlush(NIOAny(firstBytes), promise: nil) }

@@ -62,6 +62,10 @@ extension GlueHandler: ChannelDuplexHandler {
         if let e = event as? ChannelEvent, case .inputClosed = e {
             partner?.partnerWriteEOF()
         }
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -218,6 +218,35 @@ struct ProxyTests {
         #expect(!refused.succeeded)
     }
 
+    @Test func idleTCPRelaysAreClosed() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let idleService = """
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: db, namespace: test}
+        spec:
+          hosts: [db.example]
+          addresses: [10.240.0.20]
+          ports: [{number: 5432, name: tcp, protocol: TCP, targetPort: 9081}]
+          resolution: STATIC
+          endpoints: [{address: 10.233.1.2}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: db, namespace: test}
+        spec:
+          host: db.example
+          trafficPolicy: {connectionPool: {tcp: {idleTimeout: 1s}}}
+        """
+        _ = try mesh(t, config: Self.config() + "\n" + idleService)
+        // The backend (an HTTP server) waits for a request that never comes; the relay goes idle.
+        let r = t.run(t.app, [Binaries.netcheck, "dial", "10.240.0.20:5432", "--timeout-ms", "6000"], uid: 1000)
+        #expect(r.status == 1, "closed by the idle timeout (exit 1), not by the client's 6 s timeout (exit 2): \(r.stderr)")
+        #expect(r.stderr.contains("reset") || r.stderr.contains("ECONNRESET") || r.stderr.contains("Connection"), "\(r.stderr)")
+    }
+
     @Test func websocketUpgradeBecomesATunnel() throws {
         let t = try Topology()
         defer { t.destroy() }
@@ -240,6 +269,12 @@ struct ProxyTests {
         let huge = t.run(t.app, [Binaries.netcheck, "send", "\(Self.vip):9080", "--data", "GET / HTTP/1.1\\r\\nhost: reviews\\r\\nx-big: \(big)\\r\\n\\r\\n"], uid: 1000)
         #expect(huge.stdout.hasPrefix("HTTP/1.1 431"), "\(huge.stdout)")
         #expect(get(t, count: 5, headers: ["end-user: jason"]) == ["200 v2": 5])
+        // Expect: 100-continue is answered by the proxy (as Envoy does); the body then flows upstream.
+        let expect = t.run(t.app, [Binaries.netcheck, "send", "\(Self.vip):9080",
+                                   "--data", "POST /upload HTTP/1.1\r\nhost: reviews\r\nend-user: jason\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n",
+                                   "--then", "hello"], uid: 1000)
+        #expect(expect.stdout.hasPrefix("HTTP/1.1 100 Continue"), "\(expect.stdout)")
+        #expect(expect.stdout.contains("body-bytes 5"), "\(expect.stdout)")
     }
 
     @Test func hotReloadChangesWeightsWhileAStreamInFlightCompletes() throws {

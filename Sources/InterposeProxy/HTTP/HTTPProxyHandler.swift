@@ -133,6 +133,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             closeAfterResponse = true
         }
         let decision = HTTPRouter(table: table).route(view, originalAddress: env.originalDestination?.ipAddress, using: &env.loop.rng)
+        if case .forward = decision, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
         switch decision {
         case .noRoute: localReply(.noRoute, ex)
         case .blackHole:
@@ -185,6 +189,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?) -> HTTPRequestHead {
         var h = head.headers
+        h.remove(name: "expect")
         let upgrade = h.contains(name: "upgrade")
         stripHopByHop(&h, keepUpgrade: upgrade)
         if !h.contains(name: "x-request-id") { h.add(name: "x-request-id", value: UUID().uuidString.lowercased()) }

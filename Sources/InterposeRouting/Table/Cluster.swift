@@ -31,6 +31,8 @@ public struct Cluster: Sendable {
     public var connectTimeout: Double
     public var maxRequestsPerConnection: Int?
     public var idleTimeout: Double
+    /// TCP relays: closed after this long without traffic (Istio's default: 1 hour).
+    public var tcpIdleTimeout: Double = 3600
     public var isHTTP: Bool
     /// This service's labels for telemetry (destination_service_name / _namespace).
     public var serviceName: String
