@@ -120,7 +120,11 @@ public enum ConfigLoader {
             let spec = doc.map("spec")
             doc.accept("status")
             defer { doc.finish() }
-            if otherKnownKinds.contains(kind) { spec?.accept(); _ = spec.map { $0 }; continue }
+            if otherKnownKinds.contains(kind) {
+                spec?.accept()
+                diagnostics.warning("kind", "\(kind) is recognised but not enforced yet by this version of Interpose")
+                continue
+            }
             let isIstio = istioNetworking.contains(apiVersion)
             switch (kind, isIstio, apiVersion == interposeAPI) {
             case ("ServiceEntry", true, _):

@@ -16,8 +16,14 @@ public final class ConfigStore: Sendable {
     public var table: RoutingTable { current.withLockedValue { $0 } }
     public var lastErrors: [ConfigIssue] { state.withLockedValue { $0.lastErrors } }
 
-    public init(path: String, initial: ConfigBundle) {
+    /// Command-line settings that win over ProxyConfig, on every load.
+    private let overrides: @Sendable (inout ProxySettings) -> Void
+
+    public init(path: String, initial: ConfigBundle, overrides: @escaping @Sendable (inout ProxySettings) -> Void = { _ in }) {
         self.path = path
+        self.overrides = overrides
+        var initial = initial
+        overrides(&initial.proxy)
         let resolved = DNSResolver.resolveAll(TableCompiler.namesToResolve(initial))
         current = NIOLockedValueBox(TableCompiler.compile(initial, generation: 1, resolved: resolved))
         inForce = NIOLockedValueBox((initial, resolved))
@@ -35,11 +41,12 @@ public final class ConfigStore: Sendable {
         let fp = Self.fingerprint(path)
         if !force && fp == state.withLockedValue({ $0.fingerprint }) { return .unchanged }
         state.withLockedValue { $0.fingerprint = fp }
-        guard let bundle = try? ConfigLoader.load(path: path) else {
+        guard var bundle = try? ConfigLoader.load(path: path) else {
             let issue = ConfigIssue(severity: .error, file: path, document: 0, resource: "", path: "", line: nil, message: "cannot read the config path")
             state.withLockedValue { $0.lastErrors = [issue] }
             return .refused([issue])
         }
+        overrides(&bundle.proxy)
         guard bundle.errors.isEmpty else {
             state.withLockedValue { $0.lastErrors = bundle.errors }
             return .refused(bundle.errors)
@@ -69,7 +76,8 @@ public final class ConfigStore: Sendable {
     static func fingerprint(_ path: String) -> String {
         let files = (try? ConfigLoader.files(at: path)) ?? []
         return files.map { f -> String in
-            let a = try? FileManager.default.attributesOfItem(atPath: f)
+            // Follow symlinks: a Kubernetes ConfigMap swaps the target behind a stable link.
+            let a = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: f).resolvingSymlinksInPath().path)
             let size = (a?[.size] as? NSNumber)?.intValue ?? -1
             let mtime = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
             return "\(f):\(size):\(mtime)"

@@ -20,8 +20,13 @@ struct ConnectionDispatcher {
     func initialize(_ channel: Channel, direction: Direction) -> EventLoopFuture<Void> {
         ChannelOriginalDestination.read(channel).flatMapThrowing { original in
             debugLog("accepted \(channel.remoteAddress.map { "\($0)" } ?? "?") original \(original.map { "\($0)" } ?? "none") local \(channel.localAddress.map { "\($0)" } ?? "?")")
+            // Not redirected (someone dialled the capture port itself): there is no original destination,
+            // and falling back to our own address would make the proxy connect to itself in a loop.
+            // Under TPROXY the local address is the original destination (its port is not ours).
+            let listening = direction == .outbound ? store.table.proxy.outboundPort : store.table.proxy.inboundPort
+            let tproxied = channel.localAddress.flatMap { $0.port }.map { $0 != Int(listening) } ?? false
             let env = ConnectionEnvironment(store: store, metrics: metrics, loop: loops.state(for: channel.eventLoop),
-                                            originalDestination: original ?? channel.localAddress, client: channel.remoteAddress,
+                                            originalDestination: original ?? (tproxied ? channel.localAddress : nil), client: channel.remoteAddress,
                                             lifecycle: lifecycle, accessLog: accessLog)
             if direction == .inbound {
                 try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in

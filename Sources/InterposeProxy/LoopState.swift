@@ -35,7 +35,10 @@ final class LoopState: @unchecked Sendable {
     }
 
     func requestStarted(_ key: String) { active[key, default: 0] += 1 }
-    func requestFinished(_ key: String) { active[key, default: 1] -= 1 }
+    func requestFinished(_ key: String) {
+        let n = (active[key] ?? 1) - 1
+        active[key] = n > 0 ? n : nil
+    }
 
     func takeIdle(_ key: String) -> Channel? {
         while var list = idle[key], let ch = list.popLast() {

@@ -15,6 +15,8 @@ public final class ProxyRuntime: @unchecked Sendable {
         public var bindAddress4 = "0.0.0.0"
         public var bindAddress6: String? = "::"
         public var adminAddress = "127.0.0.1"
+        /// Command-line settings that win over ProxyConfig, kept across reloads.
+        public var overrides: @Sendable (inout ProxySettings) -> Void = { _ in }
         public init(configPath: String) { self.configPath = configPath }
     }
 
@@ -34,8 +36,8 @@ public final class ProxyRuntime: @unchecked Sendable {
     public init(options: Options, bundle: ConfigBundle, log: @escaping (String) -> Void) {
         self.options = options
         self.log = log
-        store = ConfigStore(path: options.configPath, initial: bundle)
-        metrics = ProxyMetrics(workload: bundle.proxy)
+        store = ConfigStore(path: options.configPath, initial: bundle, overrides: options.overrides)
+        metrics = ProxyMetrics(workload: store.table.proxy)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         loops = LoopStates(group: group)
         shutdownPromise = group.next().makePromise()

@@ -45,15 +45,18 @@ struct Run: ParsableCommand {
     @Option(help: "Seconds between checks of the config path for changes.") var reloadInterval: Double = 1
 
     func run() throws {
-        var bundle = try loadOrFail(config)
-        if let v = outboundPort { bundle.proxy.outboundPort = v }
-        if let v = inboundPort { bundle.proxy.inboundPort = v }
-        if let v = adminPort { bundle.proxy.adminPort = v }
-        if let v = readinessPort { bundle.proxy.readinessPort = v }
-        if let v = metricsPort { bundle.proxy.metricsPort = v }
-        if let v = drainTimeout { bundle.proxy.drainTimeout = v }
-        if accessLog { bundle.proxy.accessLog = true }
+        let bundle = try loadOrFail(config)
+        let (outbound, inbound, admin, readiness, metrics, drain, log) = (outboundPort, inboundPort, adminPort, readinessPort, metricsPort, drainTimeout, accessLog)
         var options = ProxyRuntime.Options(configPath: config)
+        options.overrides = { p in
+            if let v = outbound { p.outboundPort = v }
+            if let v = inbound { p.inboundPort = v }
+            if let v = admin { p.adminPort = v }
+            if let v = readiness { p.readinessPort = v }
+            if let v = metrics { p.metricsPort = v }
+            if let v = drain { p.drainTimeout = v }
+            if log { p.accessLog = true }
+        }
         options.threads = threads
         options.reloadInterval = reloadInterval
         let runtime = ProxyRuntime(options: options, bundle: bundle, log: { printErr("interpose: \($0)") })

@@ -483,14 +483,16 @@ struct ConfigDefaultTests {
         #expect(bundle.sidecars.first?.outboundTrafficPolicy == nil)
     }
 
-    @Test func otherInterposeKindsAreAcceptedQuietly() {
+    @Test func kindsOfLaterPartsLoadWithAWarningThatTheyAreNotEnforced() {
         let bundle = loadYAML("""
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {name: deny-all, namespace: shop}
         spec: {action: DENY, rules: [{}]}
         """)
-        #expect(bundle.issues.isEmpty, "\(bundle.summary)")
+        #expect(bundle.errors.isEmpty, "\(bundle.summary)")
+        #expect(bundle.warnings.count == 1)
+        #expect(bundle.warnings.first?.message.contains("not enforced yet") == true, "a security policy must not be silently ignored")
     }
 }
 

@@ -36,6 +36,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var upstreamSent: NIODeadline?
         var cluster: Cluster?
         var endpointKey = ""
+        /// The key least-request balancing counts active requests under (`Endpoint.description`).
+        var activeKey: String?
         var upstream: Channel?
         var pending: [HTTPClientRequestPart] = []
         var requestEnded = false
@@ -84,6 +86,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if let ex = exchange {
             ex.timeout?.cancel()
             ex.upstream?.close(promise: nil)
+            releaseActive(ex)
             if !ex.finished { ex.finished = true; env.lifecycle.end() }
             exchange = nil
         }
@@ -227,7 +230,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         ex.upgrading = head.headers.contains(name: "upgrade")
         ex.pending.append(.head(head))
         ex.endpointKey = UpstreamConnector.poolKey(host, port, nil)
-        env.loop.requestStarted(ex.endpointKey)
+        let activeKey = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        ex.activeKey = activeKey
+        env.loop.requestStarted(activeKey)
         if ex.cluster == nil {
             ex.cluster = Cluster(key: ClusterKey(host: clusterName, subset: nil, port: port), endpoints: [], usesOriginalDestination: true,
                                  loadBalancer: .passthrough, connectTimeout: TableCompiler.defaultConnectTimeout, maxRequestsPerConnection: nil,
@@ -251,7 +256,6 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 switch result {
                 case .failure(let error):
                     debugLog("upstream \(host):\(port) connect failed: \(error)")
-                    self.env.loop.requestFinished(ex.endpointKey)
                     self.localReply(.connectFailure, ex)
                 case .success(let channel):
                     guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
@@ -346,7 +350,6 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         ex.upstream = nil
         if ex.upgrading && ex.responseStarted { return }
         if !ex.responseStarted {
-            env.loop.requestFinished(ex.endpointKey)
             localReply(.upstreamReset, ex)
         } else {
             finish(ex, flag: "UC")
@@ -379,7 +382,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         guard !ex.finished else { return }
         ex.finished = true
         env.lifecycle.end()
-        if ex.upstream != nil || !ex.endpointKey.isEmpty { env.loop.requestFinished(ex.endpointKey) }
+        releaseActive(ex)
         let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
         let cluster = ex.cluster
         let service = cluster.map { $0.serviceNamespace == "unknown" ? $0.key.host : $0.key.host } ?? (clusterName ?? "unknown")
@@ -390,6 +393,14 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
                            upstream: ex.endpointKey, cluster: cluster?.key.description ?? clusterName ?? "-")
         if exchange === ex { exchange = nil }
+    }
+
+    /// Ends the request's place in least-request counting, exactly once.
+    private func releaseActive(_ ex: Exchange) {
+        if let key = ex.activeKey {
+            env.loop.requestFinished(key)
+            ex.activeKey = nil
+        }
     }
 
     /// After `101 Switching Protocols`, both connections become one byte stream.
