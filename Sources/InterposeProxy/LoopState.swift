@@ -50,9 +50,31 @@ final class LoopState: @unchecked Sendable {
 
     func putIdle(_ key: String, _ channel: Channel) {
         idle[key, default: []].append(channel)
+    }
+
+    /// Called once per upstream connection when it is opened: a closed connection leaves the pool.
+    func watch(_ key: String, _ channel: Channel) {
         channel.closeFuture.whenComplete { [weak self] _ in
             self?.idle[key]?.removeAll { $0 === channel }
         }
+    }
+
+    /// A random UUIDv4 for x-request-id, from the loop's generator (no syscall per request).
+    func requestID() -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let a = rng.next(), b = rng.next()
+        for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: a >> (8 * UInt64(i))); bytes[8 + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i))) }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (i, byte) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -195,7 +195,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         h.remove(name: "expect")
         let upgrade = h.contains(name: "upgrade")
         stripHopByHop(&h, keepUpgrade: upgrade)
-        if !h.contains(name: "x-request-id") { h.add(name: "x-request-id", value: UUID().uuidString.lowercased()) }
+        if !h.contains(name: "x-request-id") { h.add(name: "x-request-id", value: env.loop.requestID()) }
         if !h.contains(name: "x-forwarded-proto") { h.add(name: "x-forwarded-proto", value: "http") }
         var uri = head.uri
         if let plan {
@@ -269,7 +269,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                     for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
                     ex.pending.removeAll()
                     channel.flush()
-                    _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: channel.isWritable)
+                    if !channel.isWritable { self.upstreamWritabilityChanged(channel) }
                 }
             }
     }

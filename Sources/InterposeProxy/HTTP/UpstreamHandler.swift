@@ -49,7 +49,10 @@ enum UpstreamConnector {
                 }
             }
         if let source { bootstrap = bootstrap.bind(to: try! SocketAddress(ipAddress: source, port: 0)) }
-        return bootstrap.connect(host: endpoint.host, port: Int(endpoint.port))
+        return bootstrap.connect(host: endpoint.host, port: Int(endpoint.port)).map { channel in
+            state.watch(key, channel)
+            return channel
+        }
     }
 
     static func poolKey(_ host: String, _ port: UInt16, _ source: String?) -> String { "\(host)|\(port)|\(source ?? "")" }
