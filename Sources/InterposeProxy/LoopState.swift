@@ -11,6 +11,8 @@ final class LoopState: @unchecked Sendable {
     private var active: [String: Int] = [:]
     private var idle: [String: [Channel]] = [:]
     var rng = SystemRandomNumberGenerator()
+    /// Whether the last `UpstreamConnector.connect` was answered from the pool (synchronously).
+    var lastWasPooled = false
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 

@@ -62,7 +62,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: downstream events
 
+    /// Inside a read burst from the client (between channelRead and channelReadComplete).
+    private var inRead = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inRead = true
         switch unwrapInboundIn(data) {
         case .head(let head):
             discardingBody = false
@@ -129,12 +133,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let ex = Exchange(head)
         exchange = ex
         env.lifecycle.begin()
-        if head.headers.contains(name: "connection"), head.headers["connection"].contains(where: { $0.lowercased().contains("close") }) {
-            closeAfterResponse = true
-        }
-        if head.version.major == 1 && head.version.minor == 0 && !head.headers["connection"].contains(where: { $0.lowercased() == "keep-alive" }) {
-            closeAfterResponse = true
-        }
+        if !head.isKeepAlive { closeAfterResponse = true }
         let decision = HTTPRouter(table: table).route(view, originalAddress: env.originalDestination?.ipAddress, using: &env.loop.rng)
         if case .forward = decision, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
@@ -247,8 +246,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
         }
         let connectTimeout = ex.cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout
-        UpstreamConnector.connect(to: (host, port), source: nil, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
-            .whenComplete { [weak self] result in
+        let connecting = UpstreamConnector.connect(to: (host, port), source: nil, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
+        // A pooled connection completes synchronously, here inside the downstream read: its flush can
+        // wait for channelReadComplete with the rest of the request (one syscall, not two).
+        let flushLater = env.loop.lastWasPooled && inRead
+        connecting.whenComplete { [weak self] result in
                 guard let self, self.exchange === ex else {
                     if case .success(let ch) = result { ch.close(promise: nil) }
                     return
@@ -268,18 +270,44 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                     ex.upstreamSent = .now()
                     for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
                     ex.pending.removeAll()
-                    channel.flush()
+                    // A pooled connection completes here synchronously, inside the downstream read:
+                    // its flush waits for channelReadComplete with the rest of the request.
+                    if flushLater { self.upstreamNeedsFlush = true } else { channel.flush() }
                     if !channel.isWritable { self.upstreamWritabilityChanged(channel) }
                 }
             }
     }
 
+    /// Written now, flushed once per downstream read (channelReadComplete): one syscall for a
+    /// request's head and end instead of one each.
     private func sendUpstream(_ part: HTTPClientRequestPart, _ ex: Exchange) {
         if let up = ex.upstream {
-            up.writeAndFlush(NIOAny(part), promise: nil)
+            if inRead {
+                up.write(NIOAny(part), promise: nil)
+                upstreamNeedsFlush = true
+            } else {
+                up.writeAndFlush(NIOAny(part), promise: nil)
+            }
         } else {
             ex.pending.append(part)
         }
+    }
+
+    private var upstreamNeedsFlush = false
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        if upstreamNeedsFlush {
+            upstreamNeedsFlush = false
+            exchange?.upstream?.flush()
+            for m in exchange?.mirrors ?? [] { m.flush() }
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The upstream's read burst is over: pass on what it produced in one write.
+    func upstreamReadComplete(_ channel: Channel) {
+        context?.flush()
     }
 
     private func startMirrors(_ plan: ForwardPlan, head: HTTPRequestHead, ex: Exchange, table: RoutingTable) {
@@ -313,7 +341,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             ex.responseStatus = Int(head.status.code)
             var h = head.headers
             let upgrade = head.status == .switchingProtocols
-            if h["connection"].contains(where: { $0.lowercased().contains("close") }) || head.version != .http1_1 { ex.upstreamReusable = false }
+            if !head.isKeepAlive || head.version != .http1_1 { ex.upstreamReusable = false }
             stripHopByHop(&h, keepUpgrade: upgrade)
             if let sent = ex.upstreamSent {
                 h.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)")
@@ -324,7 +352,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             if upgrade { context.flush() }
         case .body(let buffer):
             ex.bytesOut += buffer.readableBytes
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if ex.responseStatus == 101 {
                 // The upgrade's response is complete: from here on both sides are one byte stream.

@@ -37,13 +37,15 @@ final class MirrorSink: UpstreamResponseSink {
         if case .end = part { ended = true }
         if let ch = channel {
             guard ch.isWritable else { abandon(); return }
-            ch.writeAndFlush(NIOAny(part), promise: nil)
+            ch.write(NIOAny(part), promise: nil)
         } else {
             if case .body(.byteBuffer(let b)) = part { pendingBytes += b.readableBytes }
             if pendingBytes > Self.bufferLimit { abandon(); return }
             pending.append(part)
         }
     }
+
+    func flush() { channel?.flush() }
 
     private func abandon() {
         abandoned = true

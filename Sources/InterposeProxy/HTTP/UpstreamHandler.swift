@@ -6,6 +6,11 @@ import NIOPosix
 protocol UpstreamResponseSink: AnyObject {
     func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel)
     func upstreamClosed(_ channel: Channel)
+    func upstreamReadComplete(_ channel: Channel)
+}
+
+extension UpstreamResponseSink {
+    func upstreamReadComplete(_ channel: Channel) {}
 }
 
 final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -14,6 +19,11 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         sink?.upstreamResponse(unwrapInboundIn(data), from: context.channel)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        sink?.upstreamReadComplete(context.channel)
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -36,7 +46,11 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
 enum UpstreamConnector {
     static func connect(to endpoint: (host: String, port: UInt16), source: String?, on loop: EventLoop, timeout: Double, state: LoopState) -> EventLoopFuture<Channel> {
         let key = "\(endpoint.host)|\(endpoint.port)|\(source ?? "")"
-        if let idle = state.takeIdle(key) { return loop.makeSucceededFuture(idle) }
+        if let idle = state.takeIdle(key) {
+            state.lastWasPooled = true
+            return loop.makeSucceededFuture(idle)
+        }
+        state.lastWasPooled = false
         var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(Int64(timeout * 1000)))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

@@ -79,7 +79,7 @@ public struct RequestView {
 
     /// The path without the query string (Envoy matches paths without it).
     public var path: Substring {
-        if let q = pathAndQuery.firstIndex(of: "?") { return pathAndQuery[..<q] }
+        if let q = pathAndQuery.utf8.firstIndex(of: UInt8(ascii: "?")) { return pathAndQuery[..<q] }
         return pathAndQuery[...]
     }
 

@@ -49,14 +49,16 @@ public final class RoutingTable: Sendable {
     /// longest `*.` suffix, then `*`. Case-insensitive, port ignored.
     public func virtualService(forHost host: String) -> CompiledVirtualService? {
         let h = normalizeHost(host)
-        for name in hostForms(h) { if let i = exactHosts[name] { return virtualServices[i] } }
+        if let i = exactHosts[h] { return virtualServices[i] }
+        for name in hostForms(h).dropFirst() { if let i = exactHosts[name] { return virtualServices[i] } }
         for (suffix, i) in wildcardHosts where h.hasSuffix(suffix) { return virtualServices[i] }
         return catchAll.map { virtualServices[$0] }
     }
 
     public func service(forHost host: String) -> ServiceInfo? {
         let h = normalizeHost(host)
-        for name in hostForms(h) { if let s = services[name] { return s } }
+        if let s = services[h] { return s }
+        for name in hostForms(h).dropFirst() { if let s = services[name] { return s } }
         for (suffix, owner) in serviceHostsBySuffix where h.hasSuffix(suffix) { return services[owner] }
         return nil
     }
@@ -65,8 +67,8 @@ public final class RoutingTable: Sendable {
     /// virtual-host domains: `reviews` (in this proxy's namespace), `reviews.shop` and `reviews.shop.svc`
     /// all reach `reviews.shop.svc.cluster.local`. The name as sent comes first.
     func hostForms(_ h: String) -> [String] {
-        guard !h.isEmpty, !h.contains(":"), !h.hasPrefix("*") else { return [h] }
-        switch h.reduce(0, { $0 + ($1 == "." ? 1 : 0) }) {
+        guard let first = h.utf8.first, first != UInt8(ascii: "*"), !h.utf8.contains(UInt8(ascii: ":")) else { return [h] }
+        switch h.utf8.reduce(0, { $0 + ($1 == UInt8(ascii: ".") ? 1 : 0) }) {
         case 0: return [h, "\(h).\(proxy.namespace).svc.cluster.local"]
         case 1: return [h, "\(h).svc.cluster.local"]
         case 2 where h.hasSuffix(".svc"): return [h, "\(h).cluster.local"]
@@ -99,6 +101,8 @@ public final class RoutingTable: Sendable {
 
 /// Lowercased, without a `:port` suffix (IPv6 literals in brackets keep their colons).
 public func normalizeHost(_ host: String) -> String {
+    // Fast path: already lower case, no port, no brackets (the common Host header) -> no allocation.
+    if !host.utf8.contains(where: { ($0 >= 65 && $0 <= 90) || $0 == 58 || $0 == 91 }) { return host }
     var h = Substring(host)
     if h.hasPrefix("[") {
         if let close = h.firstIndex(of: "]") { h = h[h.index(after: h.startIndex)..<close] }
