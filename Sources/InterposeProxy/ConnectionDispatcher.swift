@@ -64,7 +64,6 @@ struct ConnectionDispatcher {
             let ops = channel.pipeline.syncOperations
             try ops.addHandler(HTTPResponseEncoder(), name: "http-encoder")
             try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
-            try ops.addHandler(HTTPServerPipelineHandler(), name: "http-pipelining")
             try ops.addHandler(HTTPProxyHandler(env: env), name: "http-proxy")
             // The sniffed bytes go to the decoder first; bytes that came later follow when "detect" goes.
             if let firstBytes {

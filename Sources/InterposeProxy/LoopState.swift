@@ -10,7 +10,7 @@ final class LoopState: @unchecked Sendable {
     private var balancers: [ClusterKey: (generation: Int, balancer: LoadBalancer)] = [:]
     private var active: [String: Int] = [:]
     private var idle: [String: [Channel]] = [:]
-    var rng = SystemRandomNumberGenerator()
+    var rng = FastRandom()
     /// Whether the last `UpstreamConnector.connect` was answered from the pool (synchronously).
     var lastWasPooled = false
 

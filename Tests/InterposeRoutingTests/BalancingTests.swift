@@ -235,3 +235,17 @@ struct BalancingPercentSamplerTests {
         #expect(PercentSampler.numerator(percent: 99.99995) == 999_999)
     }
 }
+
+@Suite("Balancing: the request-path random generator")
+struct BalancingFastRandomTests {
+    @Test func isDeterministicPerSeedAndSpreadsEvenly() {
+        var a = FastRandom(seed: 42), b = FastRandom(seed: 42), c = FastRandom(seed: 43)
+        let first = (0..<4).map { _ in a.next() }
+        #expect(first == (0..<4).map { _ in b.next() })
+        #expect(first != (0..<4).map { _ in c.next() })
+        var r = FastRandom(seed: 7)
+        var buckets = [Int](repeating: 0, count: 10)
+        for _ in 0..<100_000 { buckets[Int.random(in: 0..<10, using: &r)] += 1 }
+        #expect(buckets.allSatisfy { (9_500...10_500).contains($0) }, "\(buckets)")
+    }
+}
