@@ -50,7 +50,20 @@ final class LoopState: @unchecked Sendable {
         return nil
     }
 
-    func putIdle(_ key: String, _ channel: Channel) {
+    private var served: [ObjectIdentifier: Int] = [:]
+
+    /// Returns a connection to the pool unless it has served `limit` requests (maxRequestsPerConnection;
+    /// 1 means no keep-alive upstream), in which case it is closed.
+    func putIdle(_ key: String, _ channel: Channel, limit: Int? = nil) {
+        if let limit, limit > 0 {
+            let n = (served[ObjectIdentifier(channel)] ?? 0) + 1
+            if n >= limit {
+                served[ObjectIdentifier(channel)] = nil
+                channel.close(promise: nil)
+                return
+            }
+            served[ObjectIdentifier(channel)] = n
+        }
         idle[key, default: []].append(channel)
     }
 
@@ -58,6 +71,7 @@ final class LoopState: @unchecked Sendable {
     func watch(_ key: String, _ channel: Channel) {
         channel.closeFuture.whenComplete { [weak self] _ in
             self?.idle[key]?.removeAll { $0 === channel }
+            self?.served[ObjectIdentifier(channel)] = nil
         }
     }
 

@@ -43,6 +43,7 @@ struct HTTPServe: ParsableCommand {
 
     static func serve(_ conn: TCPSocket, config: Config, counter: Counter) {
         var reader = LineReader(socket: conn)
+        var onThisConnection = 0
         while true {
             guard let requestLine = reader.line(), !requestLine.isEmpty else { return }
             var headers: [String: String] = [:]
@@ -79,7 +80,8 @@ struct HTTPServe: ParsableCommand {
             if path == "/count" { body = "\(counter.value)\n" }
             else {
                 let n = counter.next()
-                body = "served-by \(config.name) request \(n) path \(path) body-bytes \(bodyBytes) host \(headers["host"] ?? "-") user \(headers["end-user"] ?? "-")\n"
+                onThisConnection += 1
+                body = "served-by \(config.name) request \(n) path \(path) body-bytes \(bodyBytes) host \(headers["host"] ?? "-") user \(headers["end-user"] ?? "-") connection-request \(onThisConnection)\n"
             }
             if config.delay > 0 { usleep(useconds_t(config.delay * 1000)) }
             let close = headers["connection"]?.lowercased() == "close"

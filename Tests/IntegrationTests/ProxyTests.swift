@@ -142,6 +142,21 @@ struct ProxyTests {
         #expect((60...140).contains(v2), "v2 got \(v2) of 1000: \(tally)")
     }
 
+    @Test func upstreamConnectionsAreReusedUnlessMaxRequestsPerConnectionSaysOtherwise() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let reused = t.run(t.app, [Binaries.netcheck, "http-get", "\(Self.vip):9080", "--host", "reviews", "--count", "5", "-H", "end-user: jason", "--verbose"], uid: 1000).stdout
+        #expect(reused.contains("connection-request 5"), "keep-alive upstream: one connection served all five: \(reused)")
+
+        let limited = try Topology()
+        defer { limited.destroy() }
+        let rule = "  trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}\n  subsets:"
+        _ = try mesh(limited, config: Self.config().replacingOccurrences(of: "  subsets:", with: rule))
+        let fresh = limited.run(limited.app, [Binaries.netcheck, "http-get", "\(Self.vip):9080", "--host", "reviews", "--count", "5", "-H", "end-user: jason", "--verbose"], uid: 1000).stdout
+        #expect(fresh.components(separatedBy: "connection-request 1").count == 6, "maxRequestsPerConnection 1: a new upstream connection per request: \(fresh)")
+    }
+
     @Test func headerAndPrefixRoutingWithRewrite() throws {
         let t = try Topology()
         defer { t.destroy() }

@@ -389,8 +389,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             finish(ex, flag: ex.flags)
             if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster {
                 if let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) { handler.sink = nil }
-                _ = cluster
-                env.loop.putIdle(ex.endpointKey, channel)
+                env.loop.putIdle(ex.endpointKey, channel, limit: cluster.maxRequestsPerConnection)
             } else {
                 channel.close(promise: nil)
             }
