@@ -38,7 +38,7 @@ struct ConnectionDispatcher {
             let table = store.table
             if let orig = env.originalDestination, let ip = orig.ipAddress, let host = table.serviceHost(forAddress: ip, port: UInt16(orig.port ?? 0)),
                let svc = table.service(forHost: host), let port = svc.port(UInt16(orig.port ?? 0)), !port.isHTTP, port.number == UInt16(orig.port ?? 0) {
-                _ = try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in
+                _ = try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler(immediate: .opaque) { ctx, _, bytes in
                     self.relayOutbound(ctx, env: env, firstBytes: bytes)
                 }, name: "detect")
                 return

@@ -50,10 +50,20 @@ final class ProtocolDetectHandler: ChannelInboundHandler, RemovableChannelHandle
     private var timer: Scheduled<Void>?
     private var decided = false
     private let decide: (ChannelHandlerContext, DetectedProtocol, ByteBuffer?) -> Void
+    /// Decide at once, without waiting for bytes: for ports the registry declares as TCP, where a
+    /// server-first protocol must not wait out the silence timeout.
+    private let immediate: DetectedProtocol?
 
-    init(decide: @escaping (ChannelHandlerContext, DetectedProtocol, ByteBuffer?) -> Void) { self.decide = decide }
+    init(immediate: DetectedProtocol? = nil, decide: @escaping (ChannelHandlerContext, DetectedProtocol, ByteBuffer?) -> Void) {
+        self.immediate = immediate
+        self.decide = decide
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if let immediate {
+            finish(context, immediate)
+            return
+        }
         timer = context.eventLoop.scheduleTask(in: Self.silenceTimeout) { [weak self] in
             guard let self, !self.decided else { return }
             self.finish(context, .opaque)
