@@ -12,6 +12,8 @@ public enum HTTPDecision: Sendable {
     case blackHole
     /// Unknown destination under ALLOW_ANY: straight to the original destination (PassthroughCluster).
     case passthrough
+    /// The route names a destination host that is not a known service: 503, response flag NC.
+    case noCluster(host: String)
 }
 
 public struct ForwardPlan: Sendable {
@@ -106,12 +108,8 @@ public struct HTTPRouter {
             let dest = route.destinations[pick]
             note("destination \(dest.destination.host)\(dest.destination.subset.map { " subset \($0)" } ?? "") picked by weight \(dest.weight) of \(route.weights.reduce(0, +))")
             guard let cluster = table.cluster(dest.destination, requestPort: request.port) else {
-                note("no cluster for \(dest.destination.host): the host is not a known service")
-                return .forward(ForwardPlan(cluster: Cluster(key: ClusterKey(host: dest.destination.host, subset: dest.destination.subset, port: dest.destination.port ?? request.port),
-                                                             endpoints: [], usesOriginalDestination: false, loadBalancer: .roundRobin, connectTimeout: 10,
-                                                             maxRequestsPerConnection: nil, idleTimeout: 3600, isHTTP: true, serviceName: dest.destination.host, serviceNamespace: "unknown"),
-                                            destination: dest.destination, virtualService: vs.name, route: route.name, rewrite: nil, uriRegexRewrite: nil,
-                                            requestHeaders: [], responseHeaders: [], mirrors: [], timeout: route.timeout))
+                note("no cluster for \(dest.destination.host): the host is not a known service (503 NC)")
+                return .noCluster(host: dest.destination.host)
             }
             let mirrors = route.mirrors.compactMap { m -> (Cluster, Double)? in
                 guard let c = table.cluster(m.destination, requestPort: request.port) else {

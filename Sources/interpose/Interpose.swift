@@ -136,6 +136,7 @@ struct Explain: ParsableCommand {
         case .noRoute: print("decision:  404 NR (no route matched)")
         case .blackHole: print("decision:  502 BlackHoleCluster (REGISTRY_ONLY and the host is not in the registry)")
         case .passthrough: print("decision:  PassthroughCluster (ALLOW_ANY): straight to the original destination")
+        case .noCluster(let host): print("decision:  503 NC: the route's destination \(host) is not a known service")
         }
     }
 }

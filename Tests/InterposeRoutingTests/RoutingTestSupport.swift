@@ -53,6 +53,7 @@ extension HTTPDecision {
         case .noRoute: return "noRoute"
         case .blackHole: return "blackHole"
         case .passthrough: return "passthrough"
+        case .noCluster(let host): return "noCluster \(host)"
         }
     }
 }

@@ -166,6 +166,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
         switch decision {
         case .noRoute: localReply(.noRoute, ex)
+        case .noCluster(let host): localReply(.noCluster, ex, clusterName: host)
         case .blackHole:
             ex.cluster = nil
             localReply(.blackHole, ex, clusterName: "BlackHoleCluster")
@@ -190,7 +191,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 target = nil
             }
             guard let (host, port) = target else {
-                localReply(plan.cluster.endpoints.isEmpty && plan.cluster.serviceNamespace == "unknown" ? .noCluster : .noHealthyUpstream, ex)
+                localReply(.noHealthyUpstream, ex)
                 return
             }
             startMirrors(plan, head: head, ex: ex, table: table)
@@ -439,7 +440,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         releaseActive(ex)
         let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
         let cluster = ex.cluster
-        let service = cluster.map { $0.serviceNamespace == "unknown" ? $0.key.host : $0.key.host } ?? (clusterName ?? "unknown")
+        let service = cluster?.key.host ?? clusterName ?? "unknown"
         env.metrics.recordRequest(.init(reporter: "source", destinationService: service, destinationName: cluster?.serviceName ?? service,
                                         destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: ex.version,
                                         protocolName: "http", responseCode: ex.responseStatus, flags: flag),
