@@ -149,9 +149,13 @@ struct ConnectionDispatcher {
                 env.lifecycle.begin()
                 upstream.closeFuture.whenComplete { _ in env.lifecycle.end() }
                 let (a, b) = GlueHandler.matchedPair()
-                var sent = 0
-                a.onClose = { received in metrics.tcpClosed(labels, sent: sent, received: received) }
-                b.onClose = { fromUpstream in sent = fromUpstream }
+                // Recorded once both sides have closed, whichever closes first (both run on this loop).
+                var fromClient: Int?, fromUpstream: Int?
+                func recordIfDone() {
+                    if let received = fromClient, let sent = fromUpstream { metrics.tcpClosed(labels, sent: sent, received: received) }
+                }
+                a.onClose = { fromClient = $0; recordIfDone() }
+                b.onClose = { fromUpstream = $0; recordIfDone() }
                 do {
                     // Idle in both directions for `idle` seconds: the relay is closed (the glue sees the event).
                     let idleTime = TimeAmount.milliseconds(Int64(idle * 1000))

@@ -205,6 +205,10 @@ struct ProxyTests {
         let banner = open.dial(from: open.app, uid: 1000, "10.233.1.2:7000")
         #expect(banner.answer?.name == "server-first")
         #expect(banner.answer?.peerHost == open.appV4)
+        // The bytes relayed from the server are counted when the relay ends (recorded once both sides close).
+        usleep(300_000)
+        let sentLine = metrics(open).split(separator: "\n").first { $0.hasPrefix("istio_tcp_sent_bytes_total") && $0.contains("PassthroughCluster") }
+        #expect(sentLine.map { !$0.hasSuffix(" 0") } == true, "\(sentLine.map(String.init) ?? "no istio_tcp_sent_bytes_total line")")
     }
 
     @Test func tlsIsRoutedByItsServerNameAndPassedThrough() throws {
