@@ -4,7 +4,7 @@ import NIOHTTP1
 /// Envoy's default text access log line, written to standard output when enabled.
 final class AccessLog: Sendable {
     func log(_ head: HTTPRequestHead, status: Int, flags: String, bytesIn: Int, bytesOut: Int, millis: Double, upstream: String, cluster: String) {
-        let now = ISO8601DateFormatter().string(from: Date())
+        let now = Date().ISO8601Format()  // no formatter object per line
         let h = head.headers
         func q(_ s: String?) -> String { "\"\(s ?? "-")\"" }
         let line = "[\(now)] \"\(head.method.rawValue) \(h.first(name: "x-envoy-original-path") ?? head.uri) HTTP/\(head.version.major).\(head.version.minor)\" \(status) \(flags.isEmpty ? "-" : flags) \(bytesIn) \(bytesOut) \(Int(millis)) \(q(h.first(name: "x-forwarded-for"))) \(q(h.first(name: "user-agent"))) \(q(h.first(name: "x-request-id"))) \(q(h.first(name: "host"))) \(q(upstream.replacingOccurrences(of: "|", with: ":").split(separator: ":").prefix(2).joined(separator: ":"))) \(cluster)\n"

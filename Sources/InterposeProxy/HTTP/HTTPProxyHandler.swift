@@ -148,7 +148,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: routing
 
-    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func startRequest(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
+        // One request id for the upstream request, its mirrors and the access log.
+        var head = received
+        if !head.headers.contains(name: "x-request-id") { head.headers.add(name: "x-request-id", value: env.loop.requestID()) }
         debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table
         let origPort = UInt16(env.originalDestination?.port ?? 80)
@@ -220,7 +223,6 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         h.remove(name: "expect")
         let upgrade = h.contains(name: "upgrade")
         stripHopByHop(&h, keepUpgrade: upgrade)
-        if !h.contains(name: "x-request-id") { h.add(name: "x-request-id", value: env.loop.requestID()) }
         if !h.contains(name: "x-forwarded-proto") { h.add(name: "x-forwarded-proto", value: "http") }
         var uri = head.uri
         if let plan {
