@@ -17,18 +17,30 @@ let package = Package(
     ],
     targets: [
         // Plain C shim: the only place that includes <linux/netfilter*.h> (see docs/architecture.md).
-        .target(name: "CInterposeLinux"),
+        // Links Debian's libnetfilter_queue, libmnl and libcap (libnetfilter-queue-dev, libmnl-dev, libcap-dev).
+        .target(
+            name: "CInterposeLinux",
+            linkerSettings: [.linkedLibrary("netfilter_queue"), .linkedLibrary("mnl"), .linkedLibrary("cap")]
+        ),
         // The only module that makes syscalls or runs external commands.
         .target(name: "InterposeKernel", dependencies: ["CInterposeLinux", .product(name: "NIOCore", package: "swift-nio")]),
         // Istio and Interpose resources: YAML decoding and validation with field paths.
-        .target(name: "InterposeConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "InterposeConfig", dependencies: ["InterposeCapture", .product(name: "Yams", package: "Yams")]),
+        // The flow engine: FlowPolicy decisions (pure), the NFQUEUE read loop behind a kernel protocol, the watchdog.
+        .target(
+            name: "InterposeFlow",
+            dependencies: [
+                "InterposeCapture", "InterposeConfig", "InterposeKernel",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // Pure routing decisions: host and route matching, weights, load balancing, the compiled table.
         .target(name: "InterposeRouting", dependencies: ["InterposeConfig"]),
         // The data path on SwiftNIO: listeners, protocol detection, TCP relay, HTTP/1.1 proxy, pools, admin.
         .target(
             name: "InterposeProxy",
             dependencies: [
-                "InterposeConfig", "InterposeRouting", "InterposeKernel",
+                "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -39,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "interpose",
             dependencies: [
-                "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel",
+                "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposeCapture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -73,6 +85,7 @@ let package = Package(
             exclude: ["Golden"]
         ),
         .testTarget(name: "InterposeConfigTests", dependencies: ["InterposeConfig"]),
+        .testTarget(name: "InterposeFlowTests", dependencies: ["InterposeFlow", "InterposeConfig", "InterposeCapture", .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(name: "InterposeRoutingTests", dependencies: ["InterposeRouting", "InterposeConfig"]),
         .testTarget(
             name: "IntegrationTests",

@@ -143,7 +143,7 @@ public struct CaptureOptionParser: Sendable {
         return .success(out.sorted())
     }
 
-    static func queue(_ text: String) -> Result<QueueRange, OptionError> {
+    public static func queue(_ text: String) -> Result<QueueRange, OptionError> {
         let form = "a queue number 0-65535 or a range like 0-3"
         let parts = text.trimmingSpaces().split(separator: "-", omittingEmptySubsequences: false)
         func n(_ s: Substring) -> UInt16? { s.allSatisfy(\.isASCIIDigit) && !s.isEmpty && s.count <= 5 ? UInt16(s) : nil }

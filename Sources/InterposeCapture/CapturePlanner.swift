@@ -68,7 +68,10 @@ public struct CapturePlanner: Sendable {
         let gids = Self.idSet(o.proxyGIDs)
         let excludedIfaces = o.excludeInterfaces.isEmpty ? nil : "{ " + o.excludeInterfaces.map { "\"\($0)\"" }.joined(separator: ", ") + " }"
         let queueOn = o.queue != nil
-        let verdictMatch = "meta mark & \(FlowMark.hex(FlowMark.mask)) { \(FlowMark.hex(FlowMark.denyReset)), \(FlowMark.hex(FlowMark.bypass)) }"
+        // A flow still marked `queued` got no verdict: no engine read the queue and its fail-open let the
+        // SYN through. The engine is the proxy's own process, so no engine means no proxy: such a flow
+        // goes straight to its destination rather than to a capture port nobody answers.
+        let verdictMatch = "meta mark & \(FlowMark.hex(FlowMark.mask)) { \(FlowMark.hex(FlowMark.queued)), \(FlowMark.hex(FlowMark.denyReset)), \(FlowMark.hex(FlowMark.bypass)) }"
 
         // MARK: outbound steps (shared by the nat chain and the queue gate)
         var outSteps: [Step] = []
@@ -115,7 +118,7 @@ public struct CapturePlanner: Sendable {
             let mark = o.tproxyMark
             var rules: [NftRule] = []
             if let ifs = excludedIfaces { rules.append(NftRule("iifname \(ifs)", "return", "excluded interfaces")) }
-            if queueOn { rules.append(NftRule(verdictMatch, "return", "flow verdict bypass or deny: not captured")) }
+            if queueOn { rules.append(NftRule(verdictMatch, "return", "no verdict (engine absent, fail-open), bypass or deny: not captured")) }
             switch o.mode {
             case .redirect:
                 var inbound = NftChain(name: "inbound")
@@ -138,7 +141,7 @@ public struct CapturePlanner: Sendable {
         if o.captureDNS { output.append(NftRule("udp dport 53", "jump dns_output", "UDP DNS goes to DNS capture")) }
         output.append(NftRule("meta l4proto tcp", "jump outbound", "TCP goes to outbound capture"))
         var outbound = NftChain(name: "outbound")
-        if queueOn { outbound.rules.append(NftRule(verdictMatch, "ct mark set meta mark return", "flow verdict bypass or deny: not captured")) }
+        if queueOn { outbound.rules.append(NftRule(verdictMatch, "ct mark set meta mark return", "no verdict (engine absent, fail-open), bypass or deny: not captured")) }
         let outboundRedirect = (queueOn ? "ct mark set meta mark " : "") + "redirect to :\(o.outboundPort)"
         outbound.rules += outSteps.map { $0.natRule(inboundPort: o.inboundPort, dnsPort: o.dnsPort, mark: o.tproxyMark, capture: outboundRedirect) }
         if o.capturesOutbound {

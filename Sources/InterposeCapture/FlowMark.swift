@@ -6,7 +6,8 @@
 /// values; the nat chains read them, and the chosen value is saved to the conntrack mark.
 public enum FlowMark {
     public static let mask: UInt32 = 0x0070_0000
-    /// Set by the gate chain before the packet is queued. Still present after a fail-open accept.
+    /// Set by the gate chain before the packet is queued. Still present after a fail-open accept (no
+    /// engine answered): the nat chains then let the flow go straight to its destination.
     public static let queued: UInt32 = 0x0010_0000
     /// Verdict: send the flow to the proxy (the same as no verdict).
     public static let proxy: UInt32 = 0x0020_0000

@@ -7,6 +7,7 @@ public struct ConfigBundle: Sendable {
     public var virtualServices: [VirtualService] = []
     public var destinationRules: [DestinationRule] = []
     public var sidecars: [Sidecar] = []
+    public var flowPolicies: [FlowPolicy] = []
     public var proxy = ProxySettings()
     public var issues: [ConfigIssue] = []
 
@@ -56,7 +57,7 @@ public enum ConfigLoader {
     static let istioNetworking = ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"]
     static let interposeAPI = "interpose.dev/v1alpha1"
     /// Kinds that belong to later parts of Interpose: accepted and kept out of the way here.
-    static let otherKnownKinds: Set<String> = ["AuthorizationPolicy", "RateLimitPolicy", "ValueList", "FlowPolicy", "PeerAuthentication", "Telemetry"]
+    static let otherKnownKinds: Set<String> = ["AuthorizationPolicy", "RateLimitPolicy", "ValueList", "PeerAuthentication", "Telemetry"]
 
     public static func files(at path: String) throws -> [String] {
         var isDir: ObjCBool = false
@@ -139,6 +140,9 @@ public enum ConfigLoader {
             case ("Sidecar", true, _):
                 guard let spec else { diagnostics.error("spec", "missing"); continue }
                 bundle.sidecars.append(decoder.sidecar(spec, meta: meta))
+            case ("FlowPolicy", _, true):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.flowPolicies.append(decoder.flowPolicy(spec, meta: meta))
             case ("ProxyConfig", _, true):
                 guard let spec else { diagnostics.error("spec", "missing"); continue }
                 decoder.proxyConfig(spec, into: &bundle.proxy)
@@ -189,6 +193,16 @@ public enum ConfigLoader {
                 bundle.issues.append(ConfigIssue(severity: .error, file: vs.meta.file, document: vs.meta.document,
                                                  resource: "VirtualService \(vs.meta.namespace)/\(vs.meta.name)", path: path, line: nil,
                                                  message: message))
+            }
+        }
+        let knownHosts = Set(bundle.serviceEntries.flatMap(\.hosts))
+        for p in bundle.flowPolicies {
+            for r in p.rules {
+                for (j, h) in r.match.hosts.enumerated() where !knownHosts.contains(h) {
+                    bundle.issues.append(ConfigIssue(severity: .error, file: p.meta.file, document: p.meta.document,
+                                                     resource: "FlowPolicy \(p.meta.namespace)/\(p.meta.name)", path: "\(r.path).match.hosts[\(j)]", line: nil,
+                                                     message: "'\(h)' is not a host of any ServiceEntry: a flow rule can only name hosts whose addresses are known"))
+                }
             }
         }
         for vs in bundle.virtualServices {

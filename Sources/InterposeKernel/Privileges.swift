@@ -22,3 +22,44 @@ public enum Privileges {
 
     public static var canAdministerNetwork: Bool { hasEffective(capability: capNetAdmin) }
 }
+
+import CInterposeLinux
+
+extension Privileges {
+    public static let capNetRaw = 13
+
+    public struct DropError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// How many threads this process has (from /proc/self/status).
+    public static var threadCount: Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 1 }
+        for line in status.split(separator: "\n") where line.hasPrefix("Threads:") {
+            return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 1
+        }
+        return 1
+    }
+
+    /// Root becomes `uid`/`gid` with no supplementary groups, keeping only the named capabilities in
+    /// its permitted and effective sets. Capability sets are per thread, so this must happen while
+    /// the process has one thread: it refuses otherwise rather than leave other threads privileged.
+    public static func drop(toUser uid: UInt32, group gid: UInt32, keepNetAdmin: Bool, keepNetRaw: Bool) throws(DropError) {
+        let threads = threadCount
+        guard threads == 1 else {
+            throw DropError(description: "cannot drop privileges safely: \(threads) threads already exist (capabilities are per thread)")
+        }
+        var step: UnsafePointer<CChar>?
+        if cinterpose_drop_privileges(uid, gid, keepNetAdmin ? 1 : 0, keepNetRaw ? 1 : 0, &step) != 0 {
+            let e = errno
+            throw DropError(description: "cannot drop privileges to uid \(uid) gid \(gid): \(step.map { String(cString: $0) } ?? "?") failed: \(String(cString: strerror(e)))")
+        }
+    }
+
+    /// The lines of /proc/self/status that describe identity and capabilities.
+    public static var statusSummary: String {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "" }
+        return status.split(separator: "\n").filter { l in ["Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].contains { l.hasPrefix($0) } }
+            .joined(separator: "\n")
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import InterposeConfig
+import InterposeFlow
 import InterposeKernel
 import InterposeRouting
 import NIOConcurrencyHelpers
@@ -13,7 +14,11 @@ public final class ConfigStore: Sendable {
     /// The bundle in force and the DNS answers its table was compiled with.
     private let inForce: NIOLockedValueBox<(bundle: ConfigBundle, resolved: [String: [String]])>
 
+    /// FlowPolicy rules for the flow engine, compiled with the same bundle and DNS answers as the table.
+    private let flow: NIOLockedValueBox<FlowRuleSet>
+
     public var table: RoutingTable { current.withLockedValue { $0 } }
+    public var flowRules: FlowRuleSet { flow.withLockedValue { $0 } }
     public var lastErrors: [ConfigIssue] { state.withLockedValue { $0.lastErrors } }
 
     /// Command-line settings that win over ProxyConfig, on every load.
@@ -27,6 +32,7 @@ public final class ConfigStore: Sendable {
         let resolved = DNSResolver.resolveAll(TableCompiler.namesToResolve(initial))
         current = NIOLockedValueBox(TableCompiler.compile(initial, generation: 1, resolved: resolved))
         inForce = NIOLockedValueBox((initial, resolved))
+        flow = NIOLockedValueBox(FlowRuleSet.compile(initial.flowPolicies, generation: 1, hostAddresses: FlowRuleSet.hostAddresses(initial, resolved: resolved)))
         state.withLockedValue { $0.fingerprint = Self.fingerprint(path) }
     }
 
@@ -56,6 +62,7 @@ public final class ConfigStore: Sendable {
         let table = TableCompiler.compile(bundle, generation: generation, resolved: resolved)
         current.withLockedValue { $0 = table }
         inForce.withLockedValue { $0 = (bundle, resolved) }
+        recompileFlowRules(bundle, resolved, generation)
         return .applied(generation: generation, warnings: bundle.warnings)
     }
 
@@ -70,7 +77,15 @@ public final class ConfigStore: Sendable {
         let generation = state.withLockedValue { s -> Int in s.generation += 1; return s.generation }
         current.withLockedValue { $0 = TableCompiler.compile(bundle, generation: generation, resolved: fresh) }
         inForce.withLockedValue { $0 = (bundle, fresh) }
+        recompileFlowRules(bundle, fresh, generation)
         return generation
+    }
+
+    private func recompileFlowRules(_ bundle: ConfigBundle, _ resolved: [String: [String]], _ generation: Int) {
+        let previous = flowRules
+        let rules = FlowRuleSet.compile(bundle.flowPolicies, generation: generation,
+                                        hostAddresses: FlowRuleSet.hostAddresses(bundle, resolved: resolved), previous: previous)
+        flow.withLockedValue { $0 = rules }
     }
 
     static func fingerprint(_ path: String) -> String {

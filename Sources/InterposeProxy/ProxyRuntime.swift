@@ -1,5 +1,6 @@
 import Foundation
 import InterposeConfig
+import InterposeFlow
 import InterposeKernel
 import InterposeRouting
 import NIOCore
@@ -17,6 +18,10 @@ public final class ProxyRuntime: @unchecked Sendable {
         public var adminAddress = "127.0.0.1"
         /// Command-line settings that win over ProxyConfig, kept across reloads.
         public var overrides: @Sendable (inout ProxySettings) -> Void = { _ in }
+        /// NFQUEUE numbers for the flow engine (`--queue`); nil leaves the engine off.
+        public var flowQueues: FlowQueueSettings?
+        /// /proc/net/netfilter/nfnetlink_queue opened while still root (it is 0440 root).
+        public var queueStatistics: PinnedProcFile?
         public init(configPath: String) { self.configPath = configPath }
     }
 
@@ -31,6 +36,9 @@ public final class ProxyRuntime: @unchecked Sendable {
     private let shutdownPromise: EventLoopPromise<Void>
     private var reloadTimer: DispatchSourceTimer?
     private var signalSources: [DispatchSourceSignal] = []
+    /// The NFQUEUE flow engine, when asked for and allowed (CAP_NET_ADMIN).
+    public private(set) var flowEngine: FlowEngine?
+    public let flowMetrics: FlowMetrics
     let log: (String) -> Void
 
     public init(options: Options, bundle: ConfigBundle, log: @escaping (String) -> Void) {
@@ -38,6 +46,7 @@ public final class ProxyRuntime: @unchecked Sendable {
         self.log = log
         store = ConfigStore(path: options.configPath, initial: bundle, overrides: options.overrides)
         metrics = ProxyMetrics(workload: store.table.proxy)
+        flowMetrics = FlowMetrics(registry: metrics.registry)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         loops = LoopStates(group: group)
         shutdownPromise = group.next().makePromise()
@@ -68,10 +77,38 @@ public final class ProxyRuntime: @unchecked Sendable {
         adminChannels.append(try adminServer(.admin, host: options.adminAddress, port: p.adminPort))
         adminChannels.append(try adminServer(.readiness, host: options.bindAddress4, port: p.readinessPort))
         adminChannels.append(try adminServer(.metrics, host: options.bindAddress4, port: p.metricsPort))
+        try startFlowEngine()
         startReloading()
         handleSignals()
         lifecycle.markReady()
         log("interpose ready: outbound :\(p.outboundPort), inbound :\(p.inboundPort), admin \(options.adminAddress):\(p.adminPort), readiness :\(p.readinessPort), metrics :\(p.metricsPort)")
+    }
+
+    /// Starts the NFQUEUE engine before the proxy is ready, so the first queued SYN finds a reader.
+    /// Without CAP_NET_ADMIN it stays off and says so; the queue's fail-open then sends flows on.
+    private func startFlowEngine() throws {
+        guard let settings = options.flowQueues else {
+            if !store.flowRules.isEmpty {
+                log("warning: FlowPolicy rules are loaded but no --queue was given: the flow engine is off and they are not enforced")
+            }
+            return
+        }
+        let queues = settings.queues.map(String.init).joined(separator: ",")
+        guard Privileges.canAdministerNetwork else {
+            log("flow engine OFF: NFQUEUE \(queues) needs CAP_NET_ADMIN, which this process does not have (uid \(getuid())). "
+                + "Start interpose as root (it drops to uid 1337 keeping only CAP_NET_ADMIN) or grant the capability. "
+                + "Queued flows follow the queue's fail-open setting meanwhile.")
+            return
+        }
+        let store = self.store
+        let statistics = options.queueStatistics ?? PinnedProcFile(path: "/proc/net/netfilter/nfnetlink_queue")
+        if statistics == nil { log("note: /proc/net/netfilter/nfnetlink_queue is not readable: queue drop counters are not exported") }
+        let engine = FlowEngine(settings: settings, rules: { store.flowRules }, metrics: flowMetrics,
+                                openKernel: { _ in try NetfilterQueueKernel(settings: settings) },
+                                readStatistics: { statistics?.read() }, log: { FileHandle.standardError.write(Data(("interpose: " + $0 + "\n").utf8)) })
+        try engine.start()
+        flowEngine = engine
+        log("flow engine on: NFQUEUE \(queues), \(store.flowRules.ruleCount) FlowPolicy rules, queue length \(settings.queueLength), \(settings.failOpen ? "fail-open" : "fail-closed")")
     }
 
     private func adminServer(_ role: AdminHandler.Role, host: String, port: UInt16) throws -> Channel {
@@ -161,6 +198,7 @@ public final class ProxyRuntime: @unchecked Sendable {
     public func wait() throws {
         try shutdownPromise.futureResult.wait()
         reloadTimer?.cancel()
+        flowEngine?.stop()
         for c in adminChannels { try? c.close().wait() }
         try group.syncShutdownGracefully()
     }

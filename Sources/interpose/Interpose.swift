@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import InterposeCapture
 import InterposeConfig
+import InterposeFlow
 import InterposeProxy
 import InterposeRouting
 import InterposeKernel
@@ -43,8 +45,39 @@ struct Run: ParsableCommand {
     @Option(help: "Drain timeout in seconds after SIGTERM (overrides ProxyConfig; default 5).") var drainTimeout: Double?
     @Flag(help: "Write an Envoy-format access log line per request to standard output.") var accessLog = false
     @Option(help: "Seconds between checks of the config path for changes.") var reloadInterval: Double = 1
+    @Option(help: ArgumentHelp("NFQUEUE number or range (N or N-M) to read new flows from: turns the flow engine on (FlowPolicy verdicts). Use the same value as interpose-init --queue.", valueName: "queue")) var queue: String?
+    @Option(help: "Packets the kernel may hold per queue before fail-open applies.") var queueLength: UInt32 = 4096
+    @Flag(inversion: .prefixedNo, help: "Set the queue's fail-open flag: when the queue is full the kernel accepts new flows instead of dropping them.") var queueFailOpen = true
+    @Option(help: "Seconds without progress before the watchdog declares a queue reader stalled, releases the queue (fail-open) and restarts it.") var queueStallTimeout: Double = 2
+    @Option(help: "When started as root: the user to run as (numeric uid). Privileges are dropped at once, before any thread starts.") var user: UInt32 = 1337
+    @Option(help: "When started as root: the group to run as (numeric gid; default: the same as --user).") var group: UInt32?
 
     func run() throws {
+        var flowQueues: FlowQueueSettings?
+        if let queue {
+            switch CaptureOptionParser.queue(queue) {
+            case .success(let range):
+                var s = FlowQueueSettings(queues: Array(range.first...range.last))
+                s.queueLength = queueLength
+                s.failOpen = queueFailOpen
+                s.stallTimeout = queueStallTimeout
+                flowQueues = s
+            case .failure:
+                throw ValidationError("--queue: '\(queue)' is not a queue number or range (expected N or N-M, 0-65535, like interpose-init --queue)")
+            }
+        }
+        // Root only long enough to give itself up: before config loading, before any thread exists.
+        var queueStatistics: PinnedProcFile?
+        if geteuid() == 0 {
+            if flowQueues != nil { queueStatistics = PinnedProcFile(path: "/proc/net/netfilter/nfnetlink_queue") }
+            do {
+                try Privileges.drop(toUser: user, group: group ?? user, keepNetAdmin: flowQueues != nil, keepNetRaw: false)
+            } catch {
+                printErr("interpose: \(error)")
+                throw ExitCode(1)
+            }
+            printErr("interpose: running as uid \(getuid()) gid \(getgid()), " + (flowQueues != nil ? "keeping only CAP_NET_ADMIN (flow engine)" : "with no capabilities"))
+        }
         let bundle = try loadOrFail(config)
         let (outbound, inbound, admin, readiness, metrics, drain, log) = (outboundPort, inboundPort, adminPort, readinessPort, metricsPort, drainTimeout, accessLog)
         var options = ProxyRuntime.Options(configPath: config)
@@ -59,6 +92,8 @@ struct Run: ParsableCommand {
         }
         options.threads = threads
         options.reloadInterval = reloadInterval
+        options.flowQueues = flowQueues
+        options.queueStatistics = queueStatistics
         let runtime = ProxyRuntime(options: options, bundle: bundle, log: { printErr("interpose: \($0)") })
         do { try runtime.start() } catch {
             printErr("interpose: cannot start: \(error)")
@@ -75,7 +110,7 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let b = try loadOrFail(path)
-        print("\(path): valid: \(b.serviceEntries.count) ServiceEntry, \(b.virtualServices.count) VirtualService, \(b.destinationRules.count) DestinationRule, \(b.sidecars.count) Sidecar\(b.warnings.isEmpty ? "" : ", \(b.warnings.count) warning(s)")")
+        print("\(path): valid: \(b.serviceEntries.count) ServiceEntry, \(b.virtualServices.count) VirtualService, \(b.destinationRules.count) DestinationRule, \(b.sidecars.count) Sidecar, \(b.flowPolicies.count) FlowPolicy\(b.warnings.isEmpty ? "" : ", \(b.warnings.count) warning(s)")")
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import InterposeFlow
 import InterposeConfig
 import InterposeRouting
 import NIOCore
@@ -48,7 +49,7 @@ final class AdminHandler: ChannelInboundHandler {
         case (.metrics, "/stats/prometheus"), (.admin, "/stats/prometheus"):
             return (.ok, "text/plain; version=0.0.4", runtime.metrics.render())
         case (.admin, "/config_dump"):
-            return (.ok, "application/json", ConfigDump.json(runtime.store))
+            return (.ok, "application/json", ConfigDump.json(runtime.store, flowEngine: runtime.flowEngine))
         case (.admin, "/clusters"):
             return (.ok, "text/plain", ConfigDump.clusters(runtime.store.table))
         case (.admin, "/quitquitquit"):
@@ -64,7 +65,7 @@ final class AdminHandler: ChannelInboundHandler {
 }
 
 enum ConfigDump {
-    static func json(_ store: ConfigStore) -> String {
+    static func json(_ store: ConfigStore, flowEngine: FlowEngine? = nil) -> String {
         let t = store.table
         var root: [String: Any] = [
             "generation": t.generation,
@@ -82,6 +83,18 @@ enum ConfigDump {
                 ["name": c.key.description, "endpoints": c.endpoints.map(\.description), "originalDestination": c.usesOriginalDestination]
             },
         ]
+        let flow = store.flowRules
+        var flowDump: [String: Any] = [
+            "engine": flowEngine == nil ? "off" : "on",
+            "rules": flow.ruleNames.map { ["policy": $0.policy, "rule": $0.rule] },
+        ]
+        if let e = flowEngine {
+            flowDump["queues"] = e.boundQueues.map(Int.init)
+            flowDump["decisions"] = e.metrics.decisions.load(ordering: .relaxed)
+            flowDump["staleVerdicts"] = e.metrics.staleVerdicts.load(ordering: .relaxed)
+            flowDump["watchdogRestarts"] = e.metrics.watchdogRestarts.load(ordering: .relaxed)
+        }
+        root["flow"] = flowDump
         if !store.lastErrors.isEmpty { root["lastRejectedConfig"] = store.lastErrors.map(\.description) }
         let data = (try? JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
