@@ -37,6 +37,19 @@ let package = Package(
         // Pure routing decisions: host and route matching, weights, load balancing, the compiled table.
         .target(name: "InterposeRouting", dependencies: ["InterposeConfig"]),
         // The data path on SwiftNIO: listeners, protocol detection, TCP relay, HTTP/1.1 proxy, pools, admin.
+        // Policy and quota per request (Mixer in process): AuthorizationPolicy, ValueList, RateLimitPolicy. Pure.
+        .target(name: "InterposePolicy", dependencies: ["InterposeConfig", "InterposeFlow", "InterposeCapture"]),
+        // A small Redis client on SwiftNIO (RESP, pipelining, timeouts, reconnect, circuit breaker) and the
+        // GCRA shared quota script. No Redis client package is available here.
+        .target(
+            name: "InterposeRedis",
+            dependencies: [
+                "InterposePolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "InterposeProxy",
             dependencies: [
@@ -86,6 +99,11 @@ let package = Package(
         ),
         .testTarget(name: "InterposeConfigTests", dependencies: ["InterposeConfig"]),
         .testTarget(name: "InterposeFlowTests", dependencies: ["InterposeFlow", "InterposeConfig", "InterposeCapture", .product(name: "Prometheus", package: "swift-prometheus")]),
+        .testTarget(name: "InterposePolicyTests", dependencies: ["InterposePolicy", "InterposeConfig", "InterposeFlow"]),
+        .testTarget(
+            name: "InterposeRedisTests",
+            dependencies: ["InterposeRedis", "InterposePolicy", "InterposeKernel", .product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .testTarget(name: "InterposeRoutingTests", dependencies: ["InterposeRouting", "InterposeConfig"]),
         .testTarget(
             name: "IntegrationTests",

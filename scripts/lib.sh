@@ -5,9 +5,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the build, the tests and the demo use.
-INTERPOSE_PACKAGES=(nftables iptables iproute2 util-linux libnetfilter-queue-dev libmnl-dev libcap-dev)
+INTERPOSE_PACKAGES=(nftables iptables iproute2 util-linux libnetfilter-queue-dev libmnl-dev libcap-dev redis-server)
 # Commands those packages provide, to see quickly whether anything is missing.
-INTERPOSE_COMMANDS=(nft iptables-nft ip setpriv unshare)
+INTERPOSE_COMMANDS=(nft iptables-nft ip setpriv unshare redis-server)
 
 interpose_root() {
   [ "$(id -u)" = 0 ]

@@ -294,6 +294,9 @@ struct CaptureWithoutIPv6Tests {
         #expect(t.capture(["verify", "-x", "10.9.0.0/16,fd00:9::/32", "-m", "tproxy", "--queue", "1"]).succeeded)
         try t.listen(in: t.app, name: "proxy", ports: [15001], transparent: false)
         try t.listen(in: t.peer, name: "server", ports: [8080])
+        // Queued, no engine: fail-open sends the flow straight on.
+        #expect(t.dial(from: t.app, uid: 1000, "\(t.peerV4):8080").answer?.name == "server")
+        #expect(t.capture(["apply", "-x", "10.9.0.0/16,fd00:9::/32", "-m", "tproxy"]).succeeded)
         #expect(t.dial(from: t.app, uid: 1000, "\(t.peerV4):8080").answer?.original == "\(t.peerV4):8080")
         #expect(t.capture(["cleanup"]).succeeded)
         #expect(t.run(t.app, ["nft", "list", "ruleset"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)

@@ -421,11 +421,13 @@ func exposition(_ metrics: FlowMetrics) -> String {
         Thread { reader.run() }.start()
         try await Task.sleep(for: .milliseconds(120))
         #expect(!reader.isFinished, "the loop keeps reading until it is told to stop")
-        let asked = Date()
+        let readsBefore = kernel.log.count
         reader.stopRequested.store(true, ordering: .relaxed)
         let returned = await waitUntil(timeout: 3) { reader.isFinished }
         #expect(returned == true)
-        #expect(Date().timeIntervalSince(asked) < 0.5, "one receive timeout (50 ms), not more")
+        // The read in progress when stop was asked may finish; no further read starts. (Counted in
+        // reads, not seconds, so a busy machine cannot make it flaky.)
+        #expect(kernel.log.count - readsBefore <= 1, "\(kernel.log.suffix(4))")
         #expect(kernel.sent.isEmpty)
         // The reader neither unbinds nor closes: that is the engine's job.
         #expect(kernel.configs.isEmpty && !kernel.closed)
