@@ -396,6 +396,20 @@ struct ResourceDecoder {
         s.drainTimeout = spec.duration("drainTimeout") ?? s.drainTimeout
         s.accessLog = spec.bool("accessLog") ?? s.accessLog
         s.mirrorHostSuffix = spec.string("mirrorHostSuffix") ?? s.mirrorHostSuffix
+        if let r = spec.map("redis") {
+            if let address = r.string("address") {
+                if var settings = RedisSettings.parse(address) {
+                    if let t = r.duration("connectTimeout") { settings.connectTimeout = t }
+                    if let t = r.duration("commandTimeout") { settings.commandTimeout = t }
+                    s.redis = settings
+                } else {
+                    diagnostics.error(r.sub("address"), "'\(address)' is not host:port or [ipv6]:port")
+                }
+            } else {
+                diagnostics.error(r.sub("address"), "the Redis address is required (host:port)")
+            }
+            r.finish()
+        }
         if let d = spec.duration("dnsRefreshRate") {
             if d < 1 { diagnostics.error(spec.sub("dnsRefreshRate"), "must be at least 1s") } else { s.dnsRefreshInterval = d }
         }

@@ -235,5 +235,36 @@ public struct ProxySettings: Sendable, Equatable {
     public var mirrorHostSuffix: String?
     /// Seconds between re-resolutions of DNS ServiceEntries (Envoy's dns_refresh_rate default: 5 s).
     public var dnsRefreshInterval: Double = 5
+    /// The Redis that holds Global rate limits (RateLimitPolicy scope Global), shared by every proxy.
+    public var redis: RedisSettings?
     public init() {}
+}
+
+public struct RedisSettings: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// Seconds; a few milliseconds, so a Redis outage costs requests little (failureMode then decides).
+    public var connectTimeout: Double = 0.01
+    public var commandTimeout: Double = 0.005
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port` or `[v6]:port`; the port defaults to 6379.
+    public static func parse(_ text: String) -> RedisSettings? {
+        var host = text
+        var port = 6379
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            if rest.hasPrefix(":") { guard let p = Int(rest.dropFirst()), (1...65535).contains(p) else { return nil }; port = p }
+            else if !rest.isEmpty { return nil }
+        } else if let colon = text.lastIndex(of: ":"), text.filter({ $0 == ":" }).count == 1 {
+            host = String(text[..<colon])
+            guard let p = Int(text[text.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+        }
+        return host.isEmpty ? nil : RedisSettings(host: host, port: port)
+    }
 }

@@ -21,7 +21,7 @@ struct FlowEngineTests {
             match: {destinationPorts: ["\(denyResetPort)"]}
             action: DENY
           - name: deny-drop
-            match: {destinationCIDRs: [10.233.1.3/32]}
+            match: {destinationCIDRs: [10.233.1.3/32, "fd00:233:1::3/128"]}
             action: DENY
             denyMode: DROP
           - name: bypass
@@ -98,10 +98,16 @@ struct FlowEngineTests {
         let drop = timedDial(t, "\(t.peerV4Extra):7000", timeoutMs: 1000)
         #expect(drop.answer == nil && drop.status == 2, "deny DROP: the connect times out, status \(drop.status)")
 
+        // IPv6 takes the same path: the v6 trie denies one address, others go through the proxy.
+        let drop6 = timedDial(t, "[\(t.peerV6Extra)]:7000", timeoutMs: 1000)
+        #expect(drop6.answer == nil && drop6.status == 2, "deny DROP over IPv6, status \(drop6.status)")
+        #expect(timedDial(t, "[\(t.peerV6)]:7001", timeoutMs: 3000).status == 1, "deny RESET over IPv6")
+        #expect(timedDial(t, "[\(t.peerV6)]:7000").answer?.name == "server")
+
         let through = timedDial(t, "\(t.peerV4):7000")
         #expect(through.answer?.name == "server")
         let text = metrics(t)
-        #expect(metric(text, "istio_tcp_connections_opened_total") == before + 1, "only the allowed flow reached the proxy")
+        #expect(metric(text, "istio_tcp_connections_opened_total") == before + 2, "only the allowed flows reached the proxy")
         #expect(metric(text, "interpose_flow_verdicts_total", "action=\"deny_reset\"", "rule=\"deny-reset\"") >= 1)
         #expect(metric(text, "interpose_flow_verdicts_total", "action=\"deny_drop\"", "rule=\"deny-drop\"") >= 1)
         #expect(metric(text, "interpose_flow_verdicts_total", "action=\"proxy\"", "policy=\"-\"") >= 1)
