@@ -2,7 +2,8 @@
 # The demo: an application namespace with capture and the interpose proxy running examples/,
 # backends reviews v1, v2 and v3 in their own namespaces. It sends traffic and shows the 90/10
 # canary split, header routing of one user to v2, requests mirrored to v3, a REGISTRY_ONLY
-# refusal, and the metrics. It cleans up after itself.
+# refusal, the metrics, and the flow engine (NFQUEUE verdicts from FlowPolicy: a denied and a
+# bypassed destination, and the daemon's uid and capabilities). It cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -62,12 +63,14 @@ for i in 1 2 3; do
   wait_file "$WORK/v$i.ready"
 done
 
-say "capture in $APP: interpose-init apply (uid 1337 is the proxy and is never captured)"
-ip netns exec "$APP" "$WORK/interpose-init" apply --inbound-ports ''
+say "capture in $APP: interpose-init apply --queue 0 (uid 1337 is the proxy and is never captured; first SYNs go to NFQUEUE 0)"
+ip netns exec "$APP" "$WORK/interpose-init" apply --inbound-ports '' --queue 0 | grep -v '^#' || true
 
-say "starting interpose as uid 1337 with examples/ (VirtualService, DestinationRule, ServiceEntry, Sidecar REGISTRY_ONLY)"
-ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "$WORK/interpose" run --config "$WORK/config" 2>"$WORK/interpose.log" &
+say "starting interpose --queue 0 with examples/ (VirtualService, DestinationRule, ServiceEntry, Sidecar REGISTRY_ONLY, FlowPolicy)"
+echo "   started as root, it drops at once to uid 1337 keeping only CAP_NET_ADMIN (for the flow engine)"
+ip netns exec "$APP" "$WORK/interpose" run --config "$WORK/config" --queue 0 2>"$WORK/interpose.log" &
 PIDS+=($!)
+PROXY_PID=$!
 for _ in $(seq 100); do
   ip netns exec "$APP" "$WORK/interpose-netcheck" http-get 127.0.0.1:15021 --path /healthz/ready 2>/dev/null | grep -q '^1 200' && break
   sleep 0.1
@@ -98,7 +101,17 @@ say "explain shows why a request goes where it goes (above); the metrics:"
 ip netns exec "$APP" bash -c "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3; cat <&3" \
   | grep -E '^istio_requests_total|^istio_tcp_connections' | sed -E 's/source_[a-z_]+="[^"]*",//g; s/destination_(workload|principal|app|cluster|canonical_[a-z]+)="[^"]*",//g; s/connection_security_policy="[^"]*",?//; s/grpc_response_status="",//; s/,\}/}/' | sed 's/^/   /'
 
+say "6. the flow engine: FlowPolicy decides on each new connection (NFQUEUE) before the proxy sees it"
+if app dial 10.250.0.1:6379 --timeout-ms 1000 >/dev/null 2>&1; then echo "   unexpected: 10.250.0.1:6379 was reached"; else echo "   10.250.0.1:6379: refused at once (FlowPolicy demo/egress-guard, rule no-cache: DENY with a TCP reset)"; fi
+printf '   10.241.3.2:9080 (rule v3-direct, BYPASS): '
+app http-get 10.241.3.2:9080 --count 1 | tr -d '\n'; echo "  <- straight to v3, past the proxy"
+echo "   verdicts given:"
+ip netns exec "$APP" bash -c "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n' >&3; cat <&3" \
+  | grep -E '^interpose_flow_verdicts_total' | sed 's/^/   /'
+echo "   the daemon's identity (/proc/$PROXY_PID/status):"
+grep -E '^(Uid|Gid|Groups|CapPrm|CapEff):' "/proc/$PROXY_PID/status" | sed 's/^/   /'
+
 say "cleanup: interpose stops on SIGTERM; interpose-init cleanup removes the rules"
-kill -TERM "${PIDS[-1]}" 2>/dev/null || true
+kill -TERM "$PROXY_PID" 2>/dev/null || true
 ip netns exec "$APP" "$WORK/interpose-init" cleanup >/dev/null
 say "done"

@@ -1,0 +1,78 @@
+import InterposeConfig
+import InterposeFlow
+import InterposePolicy
+import InterposeRouting
+import NIOCore
+import NIOHTTP1
+
+/// Mixer's attributes of one request (or one TCP connection) over what the proxy already holds:
+/// nothing is computed until the policy engine asks for it.
+struct RequestAttributes: AttributeSource {
+    /// Nil for a TCP connection.
+    let head: HTTPRequestHead?
+    let client: SocketAddress?
+    let workload: ProxySettings
+    /// Outbound: this workload is the source. Inbound: the peer is.
+    let outbound: Bool
+    let service: String?
+    let port: UInt16?
+    let cluster: Cluster?
+
+    var sourceAddress: FlowAddress? { client?.ipAddress.flatMap { FlowAddress($0) } }
+    var sourcePrincipal: String? { nil }
+    var sourceNamespace: String? { outbound ? workload.namespace : nil }
+    func sourceLabel(_ key: String) -> String? { outbound ? workload.labels[key] : nil }
+    var destinationService: String? { service }
+    var destinationPort: UInt16? { port }
+
+    /// A label every endpoint of the destination cluster (or subset) carries with one value.
+    func destinationLabel(_ key: String) -> String? {
+        guard let endpoints = cluster?.endpoints, let first = endpoints.first?.labels[key] else { return nil }
+        return endpoints.allSatisfy { $0.labels[key] == first } ? first : nil
+    }
+
+    var isHTTP: Bool { head != nil }
+
+    var requestPath: String? {
+        guard let uri = head?.uri else { return nil }
+        guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return uri }
+        return String(uri[..<q])
+    }
+
+    var requestMethod: String? { head?.method.rawValue }
+    var requestHost: String? { head?.headers.first(name: "host") }
+    func requestHeader(_ lowercasedName: String) -> String? { head?.headers.first(name: lowercasedName) }
+
+    func requestQuery(_ name: String) -> String? {
+        guard let uri = head?.uri, let q = uri.firstIndex(of: "?") else { return nil }
+        for pair in uri[uri.index(after: q)...].split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if kv[0] == name { return kv.count == 2 ? String(kv[1]).removingPercentEncodingIfPossible : "" }
+        }
+        return nil
+    }
+
+    var isGRPC: Bool { head?.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false }
+}
+
+extension String {
+    /// Query values as clients send them (`a%20b`), decoded when they decode.
+    var removingPercentEncodingIfPossible: String {
+        guard contains("%") || contains("+") else { return self }
+        var bytes: [UInt8] = []
+        var i = utf8.startIndex
+        while i < utf8.endIndex {
+            let c = utf8[i]
+            if c == UInt8(ascii: "%"), let h1 = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), h1 < utf8.endIndex,
+               let h2 = utf8.index(h1, offsetBy: 1, limitedBy: utf8.endIndex), h2 < utf8.endIndex,
+               let v = UInt8(String(decoding: [utf8[h1], utf8[h2]], as: UTF8.self), radix: 16) {
+                bytes.append(v)
+                i = utf8.index(after: h2)
+                continue
+            }
+            bytes.append(c == UInt8(ascii: "+") ? 32 : c)
+            i = utf8.index(after: i)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
