@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "InterposeProxy",
             dependencies: [
-                "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow",
+                "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposePolicy", "InterposeRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "interpose",
             dependencies: [
-                "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposeCapture",
+                "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposeCapture", "InterposePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

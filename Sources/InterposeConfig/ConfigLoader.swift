@@ -8,6 +8,12 @@ public struct ConfigBundle: Sendable {
     public var destinationRules: [DestinationRule] = []
     public var sidecars: [Sidecar] = []
     public var flowPolicies: [FlowPolicy] = []
+    /// security.istio.io AuthorizationPolicy, in load order (the policy engine sorts them by namespace/name).
+    public var authorizationPolicies: [AuthorizationPolicy] = []
+    /// interpose.dev ValueList (Mixer's list adapter) and Denier (Mixer's denier): CUSTOM providers.
+    public var valueLists: [ValueList] = []
+    public var deniers: [Denier] = []
+    public var rateLimitPolicies: [RateLimitPolicy] = []
     public var proxy = ProxySettings()
     public var issues: [ConfigIssue] = []
 
@@ -55,9 +61,10 @@ extension ConfigBundle {
 /// Reads a file or a directory of multi-document YAML (`*.yaml`, `*.yml`, in name order).
 public enum ConfigLoader {
     static let istioNetworking = ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"]
+    static let istioSecurity = ["security.istio.io/v1", "security.istio.io/v1beta1"]
     static let interposeAPI = "interpose.dev/v1alpha1"
     /// Kinds that belong to later parts of Interpose: accepted and kept out of the way here.
-    static let otherKnownKinds: Set<String> = ["AuthorizationPolicy", "RateLimitPolicy", "ValueList", "PeerAuthentication", "Telemetry"]
+    static let otherKnownKinds: Set<String> = ["PeerAuthentication", "Telemetry"]
 
     public static func files(at path: String) throws -> [String] {
         var isDir: ObjCBool = false
@@ -140,6 +147,16 @@ public enum ConfigLoader {
             case ("Sidecar", true, _):
                 guard let spec else { diagnostics.error("spec", "missing"); continue }
                 bundle.sidecars.append(decoder.sidecar(spec, meta: meta))
+            case ("AuthorizationPolicy", _, _) where istioSecurity.contains(apiVersion):
+                bundle.authorizationPolicies.append(decoder.authorizationPolicy(spec, meta: meta))
+            case ("ValueList", _, true):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.valueLists.append(decoder.valueList(spec, meta: meta))
+            case ("Denier", _, true):
+                bundle.deniers.append(decoder.denier(spec, meta: meta))
+            case ("RateLimitPolicy", _, true):
+                guard let spec else { diagnostics.error("spec", "missing"); continue }
+                bundle.rateLimitPolicies.append(decoder.rateLimitPolicy(spec, meta: meta))
             case ("FlowPolicy", _, true):
                 guard let spec else { diagnostics.error("spec", "missing"); continue }
                 bundle.flowPolicies.append(decoder.flowPolicy(spec, meta: meta))
@@ -195,6 +212,7 @@ public enum ConfigLoader {
                                                  message: message))
             }
         }
+        validatePolicyReferences(&bundle)
         let knownHosts = Set(bundle.serviceEntries.flatMap(\.hosts))
         for p in bundle.flowPolicies {
             for r in p.rules {
@@ -212,6 +230,41 @@ public enum ConfigLoader {
             }
             for (i, r) in vs.tcp.enumerated() {
                 for (j, d) in r.destinations.enumerated() { check(d.destination, vs, "spec.tcp[\(i)].route[\(j)].destination.subset") }
+            }
+        }
+    }
+}
+
+extension ConfigLoader {
+    /// Policy checks across resources: a CUSTOM AuthorizationPolicy names a Denier or a ValueList (with a
+    /// `check`) of its namespace; names of one kind are unique.
+    static func validatePolicyReferences(_ bundle: inout ConfigBundle) {
+        func issue(_ meta: ResourceMeta, _ kind: String, _ path: String, _ message: String) {
+            bundle.issues.append(ConfigIssue(severity: .error, file: meta.file, document: meta.document,
+                                             resource: "\(kind) \(meta.namespace)/\(meta.name)", path: path, line: nil, message: message))
+        }
+        func duplicates(_ metas: [ResourceMeta], _ kind: String) {
+            var seen: Set<String> = []
+            for m in metas where !m.name.isEmpty {
+                if !seen.insert("\(m.namespace)/\(m.name)").inserted {
+                    issue(m, kind, "metadata.name", "another \(kind) is named \(m.namespace)/\(m.name) already")
+                }
+            }
+        }
+        duplicates(bundle.authorizationPolicies.map(\.meta), "AuthorizationPolicy")
+        duplicates(bundle.valueLists.map(\.meta), "ValueList")
+        duplicates(bundle.deniers.map(\.meta), "Denier")
+        duplicates(bundle.rateLimitPolicies.map(\.meta), "RateLimitPolicy")
+        for p in bundle.authorizationPolicies where p.action == .custom {
+            guard let name = p.provider, !name.isEmpty else { continue }
+            let denier = bundle.deniers.contains { $0.meta.namespace == p.meta.namespace && $0.meta.name == name }
+            let list = bundle.valueLists.first { $0.meta.namespace == p.meta.namespace && $0.meta.name == name }
+            if denier && list != nil {
+                issue(p.meta, "AuthorizationPolicy", "spec.provider.name", "'\(name)' names both a Denier and a ValueList of namespace \(p.meta.namespace): rename one")
+            } else if let list, list.check == nil {
+                issue(p.meta, "AuthorizationPolicy", "spec.provider.name", "ValueList \(list.id) has no `check` (the attribute to look up), so it cannot decide as a provider")
+            } else if !denier && list == nil {
+                issue(p.meta, "AuthorizationPolicy", "spec.provider.name", "'\(name)' is not a Denier or a ValueList of namespace \(p.meta.namespace) (CUSTOM providers are in process)")
             }
         }
     }

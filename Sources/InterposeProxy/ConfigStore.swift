@@ -1,6 +1,7 @@
 import Foundation
 import InterposeConfig
 import InterposeFlow
+import InterposePolicy
 import InterposeKernel
 import InterposeRouting
 import NIOConcurrencyHelpers
@@ -16,6 +17,14 @@ public final class ConfigStore: Sendable {
 
     /// FlowPolicy rules for the flow engine, compiled with the same bundle and DNS answers as the table.
     private let flow: NIOLockedValueBox<FlowRuleSet>
+
+    /// Authorization, lists and rate limits, compiled with the same bundle; `lists` keeps fetched
+    /// ValueList entries (and their failure counts) across reloads.
+    private let policyBox: NIOLockedValueBox<PolicyEngine>
+    public let lists = ValueListStore()
+    public var policy: PolicyEngine { policyBox.withLockedValue { $0 } }
+    /// The ValueLists of the config in force that are read from a file or a URL.
+    public var listSources: [ValueListSource] { inForce.withLockedValue { lists.sources(of: $0.bundle) } }
 
     public var table: RoutingTable { current.withLockedValue { $0 } }
     public var flowRules: FlowRuleSet { flow.withLockedValue { $0 } }
@@ -33,6 +42,8 @@ public final class ConfigStore: Sendable {
         current = NIOLockedValueBox(TableCompiler.compile(initial, generation: 1, resolved: resolved))
         inForce = NIOLockedValueBox((initial, resolved))
         flow = NIOLockedValueBox(FlowRuleSet.compile(initial.flowPolicies, generation: 1, hostAddresses: FlowRuleSet.hostAddresses(initial, resolved: resolved)))
+        policyBox = NIOLockedValueBox(PolicyEngine.empty)
+        policyBox.withLockedValue { $0 = PolicyEngine.compile(initial, lists: lists, previous: nil) }
         state.withLockedValue { $0.fingerprint = Self.fingerprint(path) }
     }
 
@@ -63,6 +74,9 @@ public final class ConfigStore: Sendable {
         current.withLockedValue { $0 = table }
         inForce.withLockedValue { $0 = (bundle, resolved) }
         recompileFlowRules(bundle, resolved, generation)
+        let previousPolicy = policy
+        let compiledPolicy = PolicyEngine.compile(bundle, lists: lists, previous: previousPolicy)
+        policyBox.withLockedValue { $0 = compiledPolicy }
         return .applied(generation: generation, warnings: bundle.warnings)
     }
 

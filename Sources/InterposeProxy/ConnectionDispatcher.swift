@@ -1,6 +1,7 @@
 import Foundation
 import InterposeConfig
 import InterposeKernel
+import InterposePolicy
 import InterposeRouting
 import NIOCore
 import NIOHTTP1
@@ -113,8 +114,31 @@ struct ConnectionDispatcher {
                                                     destinationName: cluster?.serviceName ?? "PassthroughCluster",
                                                     destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: cluster?.key.subset ?? "unknown",
                                                     protocolName: "tcp", responseCode: 0, flags: "")
-            relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout,
-                  idle: cluster?.tcpIdleTimeout ?? 3600, firstBytes: firstBytes, labels: labels, env: env)
+            let orig = env.originalDestination
+            let attributes = RequestAttributes(head: nil, client: env.client, workload: store.table.proxy, outbound: true,
+                                               service: cluster?.key.host ?? orig?.ipAddress, port: orig?.port.map { UInt16($0) }, cluster: cluster)
+            admit(ctx, env: env, attributes) {
+                self.relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout,
+                           idle: cluster?.tcpIdleTimeout ?? 3600, firstBytes: firstBytes, labels: labels, env: env)
+            }
+        }
+    }
+
+    /// Checks a TCP connection against policy (source, destination and port; request.* are absent)
+    /// before it is relayed; a denied connection is closed.
+    private func admit(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, _ attributes: RequestAttributes, _ proceed: @escaping () -> Void) {
+        let engine = env.store.policy
+        if engine.isEmpty { proceed(); return }
+        let channel = ctx.channel
+        _ = channel.setOption(ChannelOptions.autoRead, value: false)
+        PolicyGate.check(engine, attributes, env: env) { verdict in
+            guard channel.isActive else { return }
+            if verdict.isAllowed {
+                proceed()
+            } else {
+                debugLog("connection from \(env.client.map { "\($0)" } ?? "?") closed by policy: \(verdict.logFields)")
+                channel.close(promise: nil)
+            }
         }
     }
 
@@ -125,8 +149,13 @@ struct ConnectionDispatcher {
         let labels = ProxyMetrics.RequestLabels(reporter: "destination", destinationService: env.store.table.proxy.workloadName,
                                                 destinationName: env.store.table.proxy.workloadName, destinationNamespace: env.store.table.proxy.namespace,
                                                 destinationVersion: env.store.table.proxy.labels["version"] ?? "unknown", protocolName: "tcp", responseCode: 0, flags: "")
-        relay(ctx, to: v6 ? "::1" : "127.0.0.1", port: UInt16(orig.port ?? 0), source: v6 ? "::6" : "127.0.0.6",
-              timeout: TableCompiler.defaultConnectTimeout, idle: 3600, firstBytes: firstBytes, labels: labels, env: env)
+        let proxy = store.table.proxy
+        let attributes = RequestAttributes(head: nil, client: env.client, workload: proxy, outbound: false,
+                                           service: proxy.workloadName, port: orig.port.map { UInt16($0) }, cluster: nil)
+        admit(ctx, env: env, attributes) {
+            self.relay(ctx, to: v6 ? "::1" : "127.0.0.1", port: UInt16(orig.port ?? 0), source: v6 ? "::6" : "127.0.0.6",
+                       timeout: TableCompiler.defaultConnectTimeout, idle: 3600, firstBytes: firstBytes, labels: labels, env: env)
+        }
     }
 
     private func relay(_ ctx: ChannelHandlerContext, to host: String, port: UInt16, source: String?, timeout: Double, idle: Double,

@@ -1,4 +1,5 @@
 import InterposeConfig
+import InterposeRedis
 import InterposeRouting
 import NIOCore
 import NIOPosix
@@ -15,6 +16,24 @@ final class LoopState: @unchecked Sendable {
     var lastWasPooled = false
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
+
+    /// The shared-quota client of this loop (one Redis connection per loop, pipelined), made on first
+    /// use and made again when the configured Redis changes.
+    private var quota: (settings: RedisSettings, quota: GlobalQuota)?
+
+    func globalQuota(_ settings: RedisSettings) -> GlobalQuota {
+        if let q = quota, q.settings == settings { return q.quota }
+        if let old = quota { _ = old.quota.client.close() }
+        let client = RedisClient(host: settings.host, port: settings.port, eventLoop: eventLoop,
+                                 connectTimeout: .nanoseconds(Int64(settings.connectTimeout * 1e9)),
+                                 commandTimeout: .nanoseconds(Int64(settings.commandTimeout * 1e9)))
+        let q = GlobalQuota(client: client)
+        quota = (settings, q)
+        return q
+    }
+
+    /// Monotonic nanoseconds, the policy engine's clock.
+    @inline(__always) func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
 
     /// Picks an endpoint of the cluster; `hash` feeds consistent-hash policies.
     func pick(_ cluster: Cluster, generation: Int, hash: UInt64?) -> Endpoint? {

@@ -1,4 +1,5 @@
 import InterposeConfig
+import InterposePolicy
 import NIOConcurrencyHelpers
 import Prometheus
 
@@ -17,6 +18,7 @@ public final class ProxyMetrics: Sendable {
         self.workload = workload
         configReloads = registry.makeCounter(name: "interpose_config_reloads_total", labels: [("result", "success")])
         configReloadFailures = registry.makeCounter(name: "interpose_config_reloads_total", labels: [("result", "failure")])
+        policyDegraded = registry.makeCounter(name: "interpose_policy_degraded_decisions_total")
         _ = registry.makeGauge(name: "istio_build", labels: [("component", "proxy"), ("tag", "interpose")]).set(to: 1.0)
     }
 
@@ -112,6 +114,38 @@ public final class ProxyMetrics: Sendable {
         i.closed.increment()
         i.sent.increment(by: Int64(sent))
         i.received.increment(by: Int64(received))
+    }
+
+    // MARK: policy
+
+    struct PolicyKey: Hashable {
+        let policy: String, rule: String, kind: String, result: String
+    }
+    let policyCache = NIOLockedValueBox<[PolicyKey: Counter]>([:])
+
+    private func policyCounter(_ k: PolicyKey) -> Counter {
+        policyCache.withLockedValue { cache in
+            if let c = cache[k] { return c }
+            let c = registry.makeCounter(name: "interpose_policy_decisions_total",
+                                         labels: [("policy", k.policy), ("rule", k.rule), ("kind", k.kind), ("result", k.result)])
+            cache[k] = c
+            return c
+        }
+    }
+
+    /// Decisions by policy, rule and result: the deciding one, and the others that took part
+    /// (audit, dry-run, shadow, rate limits that allowed).
+    public func recordPolicy(_ v: PolicyVerdict) {
+        if v.kind != "-" { policyCounter(PolicyKey(policy: v.policy, rule: v.rule, kind: v.kind, result: v.result)).increment() }
+        for h in v.hits { policyCounter(PolicyKey(policy: h.policy, rule: h.rule, kind: h.kind, result: h.result)).increment() }
+        if v.degraded { policyDegraded.increment() }
+    }
+
+    let policyDegraded: Counter
+
+    /// Fetches of ValueList files or URLs that failed (the last good list stayed in force).
+    public func valueListRefreshFailed(_ list: String) {
+        registry.makeCounter(name: "interpose_value_list_refresh_failures_total", labels: [("list", list)]).increment()
     }
 
     public func render() -> String { registry.emitToString() }

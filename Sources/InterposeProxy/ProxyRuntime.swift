@@ -1,6 +1,7 @@
 import Foundation
 import InterposeConfig
 import InterposeFlow
+import InterposePolicy
 import InterposeKernel
 import InterposeRouting
 import NIOCore
@@ -78,6 +79,8 @@ public final class ProxyRuntime: @unchecked Sendable {
         adminChannels.append(try adminServer(.readiness, host: options.bindAddress4, port: p.readinessPort))
         adminChannels.append(try adminServer(.metrics, host: options.bindAddress4, port: p.metricsPort))
         try startFlowEngine()
+        refreshLists()
+        if !store.policy.isEmpty { log("policy: \(store.policy.summary)") }
         startReloading()
         handleSignals()
         lifecycle.markReady()
@@ -131,6 +134,7 @@ public final class ProxyRuntime: @unchecked Sendable {
         timer.setEventHandler { [weak self] in
             guard let self else { return }
             self.reload(force: false)
+            self.refreshLists()
             ticks += 1
             if ticks % refreshEvery == 0, let generation = self.store.refreshDNS() {
                 self.log("DNS answers changed: endpoints updated (generation \(generation))")
@@ -138,6 +142,41 @@ public final class ProxyRuntime: @unchecked Sendable {
         }
         timer.resume()
         reloadTimer = timer
+    }
+
+    /// When each ValueList read from a file or URL was last fetched, and how many entries it had.
+    /// Touched only on the reload queue (and once at start, before it runs).
+    private var listFetches: [String: (at: Date, count: Int)] = [:]
+
+    /// Fetches the ValueLists whose refresh interval has passed. A failed fetch or a list with a bad
+    /// entry keeps the last good list in force; it is counted and logged.
+    func refreshLists() {
+        for source in store.listSources {
+            if let last = listFetches[source.list], Date().timeIntervalSince(last.at) < source.refreshInterval { continue }
+            let previous = listFetches[source.list]?.count ?? -1
+            listFetches[source.list] = (Date(), previous)
+            let text: String
+            do {
+                if let file = source.file {
+                    text = try String(contentsOfFile: file, encoding: .utf8)
+                } else if let url = source.url {
+                    text = try HTTPFetch.get(url)
+                } else { continue }
+            } catch {
+                store.lists.recordRefreshFailure(source.list, reason: "\(error)")
+                metrics.valueListRefreshFailed(source.list)
+                log("ValueList \(source.list): refresh failed, the last good list stays in force: \(error)")
+                continue
+            }
+            switch store.lists.update(source.list, entries: ValueListStore.parseEntries(text)) {
+            case .success(let count):
+                listFetches[source.list] = (Date(), count)
+                if count != previous { log("ValueList \(source.list): \(count) entries in force") }
+            case .failure(let error):
+                metrics.valueListRefreshFailed(source.list)
+                log("ValueList \(source.list): refresh refused, the last good list stays in force: \(error)")
+            }
+        }
     }
 
     /// Reloads the config when its files changed; a config with errors is refused and the last good stays.

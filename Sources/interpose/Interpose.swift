@@ -3,6 +3,7 @@ import Foundation
 import InterposeCapture
 import InterposeConfig
 import InterposeFlow
+import InterposePolicy
 import InterposeProxy
 import InterposeRouting
 import InterposeKernel
@@ -49,6 +50,7 @@ struct Run: ParsableCommand {
     @Option(help: "Packets the kernel may hold per queue before fail-open applies.") var queueLength: UInt32 = 4096
     @Flag(inversion: .prefixedNo, help: "Set the queue's fail-open flag: when the queue is full the kernel accepts new flows instead of dropping them.") var queueFailOpen = true
     @Option(help: "Seconds without progress before the watchdog declares a queue reader stalled, releases the queue (fail-open) and restarts it.") var queueStallTimeout: Double = 2
+    @Option(help: "The Redis for Global rate limits, host:port (overrides ProxyConfig spec.redis.address).") var redis: String?
     @Option(help: "When started as root: the user to run as (numeric uid). Privileges are dropped at once, before any thread starts.") var user: UInt32 = 1337
     @Option(help: "When started as root: the group to run as (numeric gid; default: the same as --user).") var group: UInt32?
 
@@ -79,7 +81,13 @@ struct Run: ParsableCommand {
             printErr("interpose: running as uid \(getuid()) gid \(getgid()), " + (flowQueues != nil ? "keeping only CAP_NET_ADMIN (flow engine)" : "with no capabilities"))
         }
         let bundle = try loadOrFail(config)
+        var redisOverride: RedisSettings?
+        if let redis {
+            guard let r = RedisSettings.parse(redis) else { throw ValidationError("--redis: '\(redis)' is not host:port or [ipv6]:port") }
+            redisOverride = r
+        }
         let (outbound, inbound, admin, readiness, metrics, drain, log) = (outboundPort, inboundPort, adminPort, readinessPort, metricsPort, drainTimeout, accessLog)
+        let redisGiven = redisOverride
         var options = ProxyRuntime.Options(configPath: config)
         options.overrides = { p in
             if let v = outbound { p.outboundPort = v }
@@ -89,6 +97,11 @@ struct Run: ParsableCommand {
             if let v = metrics { p.metricsPort = v }
             if let v = drain { p.drainTimeout = v }
             if log { p.accessLog = true }
+            if let r = redisGiven {
+                let timeouts = p.redis
+                p.redis = r
+                if let t = timeouts { p.redis?.connectTimeout = t.connectTimeout; p.redis?.commandTimeout = t.commandTimeout }
+            }
         }
         options.threads = threads
         options.reloadInterval = reloadInterval
@@ -123,6 +136,7 @@ struct Explain: ParsableCommand {
     @Option(name: [.customShort("H"), .customLong("header")], help: "A request header 'name: value' (repeatable).") var headers: [String] = []
     @Option(help: "This workload's labels for sourceLabels matches, 'k=v,k=v' (default: ProxyConfig's).") var sourceLabels: String?
     @Option(help: "The original destination address the client dialled (for VIP routing).") var destinationAddress: String?
+    @Option(help: "The client's address (source.ip) for policy checks; default: none.") var sourceAddress: String?
 
     func run() throws {
         var bundle = try loadOrFail(config)
@@ -172,6 +186,19 @@ struct Explain: ParsableCommand {
         case .blackHole: print("decision:  502 BlackHoleCluster (REGISTRY_ONLY and the host is not in the registry)")
         case .passthrough: print("decision:  PassthroughCluster (ALLOW_ANY): straight to the original destination")
         case .noCluster(let host): print("decision:  503 NC: the route's destination \(host) is not a known service")
+        }
+        // The policy decision for the same request (authorization, lists, deniers, rate limits).
+        let engine = PolicyEngine.compile(bundle, lists: ValueListStore(), previous: nil)
+        var cluster: Cluster?
+        var service = host
+        if case .forward(let plan) = decision { cluster = plan.cluster; service = plan.cluster.key.host }
+        let attributes = RequestAttributes.described(method: parts[0].uppercased(), uri: path, headers: [("host", authority)] + hdrs.map { ($0.key, $0.value) },
+                                                     sourceAddress: sourceAddress, workload: bundle.proxy, service: service, port: port, cluster: cluster)
+        if engine.isEmpty {
+            print("policy:    none configured (allowed)")
+        } else {
+            print("policy:")
+            for line in engine.explain(attributes, now: 0) { print("  - \(line)") }
         }
     }
 }

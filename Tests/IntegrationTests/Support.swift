@@ -86,6 +86,8 @@ final class Topology: @unchecked Sendable {
     let appV4 = "10.233.1.1", peerV4 = "10.233.1.2", peerV4Extra = "10.233.1.3"
     let appV6 = "fd00:233:1::1", peerV6 = "fd00:233:1::2", peerV6Extra = "fd00:233:1::3"
     private var processes: [pid_t] = []
+    /// More namespaces a test made beside app and peer (removed by `destroy()`).
+    var extraNamespaces: [String] = []
     private let scratch: URL
     let runner = ProcessCommandRunner()
 
@@ -127,6 +129,7 @@ final class Topology: @unchecked Sendable {
         processes.removeAll()
         _ = runner.run(["ip", "netns", "del", app])
         _ = runner.run(["ip", "netns", "del", peer])
+        for ns in extraNamespaces { _ = runner.run(["ip", "netns", "del", ns]) }
         _ = runner.run(["ip", "link", "del", "va\(id)"])
         try? FileManager.default.removeItem(at: scratch)
     }
@@ -173,7 +176,7 @@ final class Topology: @unchecked Sendable {
     }
 
     /// Starts any long-running command in a namespace (optionally as a uid), stopped by `destroy()`.
-    /// Its standard error goes to `logFile` when given.
+    /// Its standard error and output go to `logFile` when given.
     @discardableResult
     func background(_ ns: String, _ argv: [String], uid: UInt32? = nil, logFile: String? = nil) throws -> pid_t {
         var args = ["ip", "netns", "exec", ns]
@@ -181,7 +184,7 @@ final class Topology: @unchecked Sendable {
         args += argv
         let err = logFile.map { open($0, O_WRONLY | O_CREAT | O_TRUNC, 0o644) } ?? Subprocess.devNull
         defer { if logFile != nil { close(err) } }
-        let pid = try Subprocess.spawn(path: runner.which("ip")!, argv: args, stdin: Subprocess.devNull, stdout: Subprocess.devNull, stderr: err)
+        let pid = try Subprocess.spawn(path: runner.which("ip")!, argv: args, stdin: Subprocess.devNull, stdout: logFile == nil ? Subprocess.devNull : err, stderr: err)
         processes.append(pid)
         return pid
     }

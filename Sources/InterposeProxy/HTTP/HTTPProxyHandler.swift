@@ -1,5 +1,6 @@
 import Foundation
 import InterposeConfig
+import InterposePolicy
 import InterposeRouting
 import NIOCore
 import NIOHTTP1
@@ -53,6 +54,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var upgrading = false
         var finished = false
         var version = "unknown"
+        /// The policy decision's log fields when a policy took part (access log).
+        var policyLog: String?
+        /// x-ratelimit-* headers for the response of an allowed, rate-limited request.
+        var policyHeaders: [(String, String)] = []
         init(_ head: HTTPRequestHead) { requestHead = head }
     }
 
@@ -179,7 +184,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             localReply(LocalReply(status: HTTPResponseStatus(statusCode: status), flag: "", body: "", extraHeaders: [("location", location)]), ex)
         case .passthrough:
             guard let orig = env.originalDestination, let ip = orig.ipAddress else { localReply(.noRoute, ex); return }
-            forward(ex, host: ip, port: UInt16(orig.port ?? 80), plan: nil, clusterName: "PassthroughCluster", table: table)
+            let port = UInt16(orig.port ?? 80)
+            gate(ex, head, service: ip, port: port, cluster: nil, table: table) { [unowned self] in
+                self.forward(ex, host: ip, port: port, plan: nil, clusterName: "PassthroughCluster", table: table)
+            }
         case .forward(let plan):
             ex.cluster = plan.cluster
             ex.responseHeaders = plan.responseHeaders
@@ -197,8 +205,68 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 localReply(.noHealthyUpstream, ex)
                 return
             }
-            startMirrors(plan, head: head, ex: ex, table: table)
-            forward(ex, host: host, port: port, plan: plan, clusterName: plan.cluster.key.description, table: table)
+            gate(ex, head, service: plan.cluster.key.host, port: plan.cluster.key.port, cluster: plan.cluster, table: table) { [unowned self] in
+                self.startMirrors(plan, head: head, ex: ex, table: table)
+                // Body parts that arrived while the policy waited for the shared quota go to the mirrors too.
+                for part in ex.pending { for m in ex.mirrors { m.send(part) } }
+                self.forward(ex, host: host, port: port, plan: plan, clusterName: plan.cluster.key.description, table: table)
+            }
+        }
+    }
+
+    // MARK: policy
+
+    /// Checks the request against policy before it goes upstream, then `proceed`s or answers 403 /
+    /// 429 / 503 itself. Usually decided at once; with a Global rate limit the answer comes back
+    /// from Redis on this loop, and the client's body waits (reading paused) meanwhile.
+    private func gate(_ ex: Exchange, _ head: HTTPRequestHead, service: String, port: UInt16, cluster: Cluster?, table: RoutingTable,
+                      _ proceed: @escaping () -> Void) {
+        let engine = env.store.policy
+        if engine.isEmpty { proceed(); return }
+        let attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: true,
+                                           service: service, port: port, cluster: cluster)
+        let decided = DecidedFlag()
+        PolicyGate.check(engine, attributes, env: env) { [weak self] verdict in
+            decided.value = true
+            guard let self, self.exchange === ex, !ex.finished else { return }
+            if decided.paused { _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true) }
+            if verdict.kind != "-" { ex.policyLog = verdict.logFields }
+            if verdict.isAllowed {
+                ex.policyHeaders = verdict.responseHeaders
+                proceed()
+            } else {
+                self.policyReply(verdict, ex, grpc: attributes.isGRPC)
+            }
+        }
+        if !decided.value {
+            decided.paused = true
+            _ = context?.channel.setOption(ChannelOptions.autoRead, value: false)
+        }
+    }
+
+    final class DecidedFlag {
+        var value = false
+        var paused = false
+    }
+
+    /// 403 `RBAC: access denied`, 429 with retry-after and x-ratelimit-*, 503 when a FailClosed limit
+    /// has no backend; gRPC requests get HTTP 200 with grpc-status (7, 8, 14) instead.
+    private func policyReply(_ v: PolicyVerdict, _ ex: Exchange, grpc: Bool) {
+        let status = v.httpStatus ?? 403
+        let body = v.responseBody ?? "RBAC: access denied"
+        let flag: String
+        switch v.outcome {
+        case .rateLimited: flag = "RL"
+        case .unavailable: flag = "RLSE"
+        default: flag = "UAEX"
+        }
+        if grpc {
+            var reply = LocalReply(status: .ok, flag: flag, body: "",
+                                   extraHeaders: [("grpc-status", "\(v.grpcStatus ?? grpcStatus(forHTTPStatus: status))"), ("grpc-message", body)] + v.responseHeaders)
+            reply.contentType = "application/grpc"
+            localReply(reply, ex)
+        } else {
+            localReply(LocalReply(status: HTTPResponseStatus(statusCode: status), flag: flag, body: body, extraHeaders: v.responseHeaders), ex)
         }
     }
 
@@ -255,7 +323,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         guard let context else { return }
         let head = upstreamHead(ex.requestHead, plan: plan)
         ex.upgrading = head.headers.contains(name: "upgrade")
-        ex.pending.append(.head(head))
+        // First: body parts may already wait here (they arrived while the policy check was pending).
+        ex.pending.insert(.head(head), at: 0)
         ex.endpointKey = UpstreamConnector.poolKey(host, port, nil)
         let activeKey = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         ex.activeKey = activeKey
@@ -375,6 +444,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 h.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)")
             }
             for ops in ex.responseHeaders { apply(ops, to: &h) }
+            for (k, v) in ex.policyHeaders { h.replaceOrAdd(name: k, value: v) }
             if env.lifecycle.isDraining || closeAfterResponse { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
             if upgrade { context.flush() }
@@ -448,7 +518,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                                         protocolName: "http", responseCode: ex.responseStatus, flags: flag),
                                   durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
         env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
-                           upstream: ex.endpointKey, cluster: cluster?.key.description ?? clusterName ?? "-")
+                           upstream: ex.endpointKey, cluster: cluster?.key.description ?? clusterName ?? "-", policy: ex.policyLog)
         if exchange === ex { exchange = nil }
     }
 

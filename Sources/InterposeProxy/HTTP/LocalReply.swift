@@ -7,6 +7,7 @@ struct LocalReply {
     var flag: String
     var body: String
     var extraHeaders: [(String, String)] = []
+    var contentType = "text/plain"
 
     static let noRoute = LocalReply(status: .notFound, flag: "NR", body: "no route matched\n")
     static let blackHole = LocalReply(status: .badGateway, flag: "", body: "destination not in the registry (REGISTRY_ONLY)\n")
@@ -20,7 +21,7 @@ struct LocalReply {
 
     func head(version: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
         var h = HTTPHeaders()
-        h.add(name: "content-type", value: "text/plain")
+        h.add(name: "content-type", value: contentType)
         h.add(name: "content-length", value: "\(body.utf8.count)")
         for (k, v) in extraHeaders { h.add(name: k, value: v) }
         if !keepAlive { h.add(name: "connection", value: "close") }

@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Mixer's attributes of one request (or one TCP connection) over what the proxy already holds:
 /// nothing is computed until the policy engine asks for it.
-struct RequestAttributes: AttributeSource {
+public struct RequestAttributes: AttributeSource {
     /// Nil for a TCP connection.
     let head: HTTPRequestHead?
     let client: SocketAddress?
@@ -18,32 +18,43 @@ struct RequestAttributes: AttributeSource {
     let port: UInt16?
     let cluster: Cluster?
 
-    var sourceAddress: FlowAddress? { client?.ipAddress.flatMap { FlowAddress($0) } }
-    var sourcePrincipal: String? { nil }
-    var sourceNamespace: String? { outbound ? workload.namespace : nil }
-    func sourceLabel(_ key: String) -> String? { outbound ? workload.labels[key] : nil }
-    var destinationService: String? { service }
-    var destinationPort: UInt16? { port }
+    public init(head: HTTPRequestHead?, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?, cluster: Cluster?) {
+        self.head = head
+        self.client = client
+        self.workload = workload
+        self.outbound = outbound
+        self.service = service
+        self.port = port
+        self.cluster = cluster
+    }
+
+    public var sourceAddress: FlowAddress? { client?.ipAddress.flatMap { FlowAddress($0) } }
+    public var sourcePrincipal: String? { nil }
+    public var sourceNamespace: String? { outbound ? workload.namespace : nil }
+    public func sourceLabel(_ key: String) -> String? { outbound ? workload.labels[key] : nil }
+    public var destinationService: String? { service }
+    public var destinationPort: UInt16? { port }
 
     /// A label every endpoint of the destination cluster (or subset) carries with one value.
-    func destinationLabel(_ key: String) -> String? {
+    public func destinationLabel(_ key: String) -> String? {
+        if !outbound { return workload.labels[key] } // inbound: this workload is the destination
         guard let endpoints = cluster?.endpoints, let first = endpoints.first?.labels[key] else { return nil }
         return endpoints.allSatisfy { $0.labels[key] == first } ? first : nil
     }
 
-    var isHTTP: Bool { head != nil }
+    public var isHTTP: Bool { head != nil }
 
-    var requestPath: String? {
+    public var requestPath: String? {
         guard let uri = head?.uri else { return nil }
         guard let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return uri }
         return String(uri[..<q])
     }
 
-    var requestMethod: String? { head?.method.rawValue }
-    var requestHost: String? { head?.headers.first(name: "host") }
-    func requestHeader(_ lowercasedName: String) -> String? { head?.headers.first(name: lowercasedName) }
+    public var requestMethod: String? { head?.method.rawValue }
+    public var requestHost: String? { head?.headers.first(name: "host") }
+    public func requestHeader(_ lowercasedName: String) -> String? { head?.headers.first(name: lowercasedName) }
 
-    func requestQuery(_ name: String) -> String? {
+    public func requestQuery(_ name: String) -> String? {
         guard let uri = head?.uri, let q = uri.firstIndex(of: "?") else { return nil }
         for pair in uri[uri.index(after: q)...].split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -52,7 +63,7 @@ struct RequestAttributes: AttributeSource {
         return nil
     }
 
-    var isGRPC: Bool { head?.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false }
+    public var isGRPC: Bool { head?.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false }
 }
 
 extension String {
@@ -74,5 +85,17 @@ extension String {
             i = utf8.index(after: i)
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension RequestAttributes {
+    /// For `interpose explain`: a request described on the command line.
+    public static func described(method: String, uri: String, headers: [(String, String)], sourceAddress: String?,
+                                 workload: ProxySettings, service: String?, port: UInt16?, cluster: Cluster?) -> RequestAttributes {
+        var h = HTTPHeaders()
+        for (k, v) in headers { h.add(name: k, value: v) }
+        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: uri, headers: h)
+        let client = sourceAddress.flatMap { try? SocketAddress(ipAddress: $0, port: 0) }
+        return RequestAttributes(head: head, client: client, workload: workload, outbound: true, service: service, port: port, cluster: cluster)
     }
 }
