@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "interpose-init", targets: ["interpose-init"]),
         .executable(name: "interpose-netcheck", targets: ["interpose-netcheck"]),
         .executable(name: "interpose", targets: ["interpose"]),
+        .executable(name: "interpose-policy-bench", targets: ["interpose-policy-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,6 +68,11 @@ let package = Package(
                 "InterposeProxy", "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposeCapture", "InterposePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // bench/policy.sh: the per-request cost of the policy check (not shipped).
+        .executableTarget(
+            name: "interpose-policy-bench",
+            dependencies: ["InterposePolicy", "InterposeConfig", "InterposeFlow", "InterposeProxy"]
         ),
         // Pure capture planning: options -> ruleset, cleanup plan, verify diff. No I/O.
         .target(name: "InterposeCapture"),

@@ -15,6 +15,8 @@
 # time, one worker each:
 #   direct       B0: wrk as uid 1337 (never captured) straight to 10.244.0.2:8080, no proxy
 #   interpose    interpose run --config bench/mesh.yaml (in a directory) --threads 1
+#   interpose-policy  the same with 100 AuthorizationPolicy rules and 10 rate limits (bench/policy.sh;
+#                not in the default list): every rule evaluated per request, the last one allows
 #   haproxy      HAProxy, nbthread 1, mode http, http-reuse always     (bench/haproxy-http.cfg.tmpl)
 #   nginx        nginx, worker_processes 1, proxy_pass, upstream keepalive 32 (bench/nginx-proxy.conf.tmpl)
 #   haproxy-tcp  B2, the L4 floor: HAProxy mode tcp                      (bench/haproxy-tcp.cfg.tmpl)
@@ -211,7 +213,7 @@ else
   build_args=(-c release)
   [ -n "${BENCH_SCRATCH_PATH:-}" ] && build_args+=(--scratch-path "$BENCH_SCRATCH_PATH")
   say "building interpose, interpose-init and interpose-netcheck (release)"
-  for p in interpose interpose-init interpose-netcheck; do
+  for p in interpose interpose-init interpose-netcheck interpose-policy-bench; do
     swift build "${build_args[@]}" --product "$p" >/dev/null || die "swift build --product $p failed"
   done
   BIN="$(swift build "${build_args[@]}" --show-bin-path)"
@@ -241,6 +243,13 @@ chmod 755 "$WORK"
 mkdir -p "$WORK/logs" "$WORK/mesh"
 cp "$BIN/interpose" "$BIN/interpose-init" "$BIN/interpose-netcheck" "$WORK/"
 cp bench/mesh.yaml "$WORK/mesh/"
+if [[ " $CONFIGS " == *" interpose-policy "* ]]; then
+  # 100 AuthorizationPolicy rules and 10 Local rate limits; only the last ALLOW rule admits the app's GET.
+  mkdir -p "$WORK/mesh-policy"
+  cp bench/mesh.yaml "$WORK/mesh-policy/"
+  "$BIN/interpose-policy-bench" yaml --rules "${BENCH_POLICY_RULES:-100}" --limits "${BENCH_POLICY_LIMITS:-10}" --source-cidr 10.244.0.0/16 \
+    >"$WORK/mesh-policy/policy.yaml" || die "interpose-policy-bench yaml failed"
+fi
 for d in origin nginx-proxy; do
   mkdir -p "$WORK/$d"/{client_body,proxy,fastcgi,uwsgi,scgi}
 done
@@ -293,6 +302,9 @@ start_proxy() {
     interpose)
       ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "${PROXY_PIN[@]}" \
         "$WORK/interpose" run --config "$WORK/mesh" --threads 1 >"$WORK/logs/interpose.stdout" 2>"$log" & ;;
+    interpose-policy)
+      ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "${PROXY_PIN[@]}" \
+        "$WORK/interpose" run --config "$WORK/mesh-policy" --threads 1 >"$WORK/logs/interpose-policy.stdout" 2>"$log" & ;;
     haproxy)
       ip netns exec "$APP" setpriv --reuid 1337 --regid 1337 --clear-groups "${PROXY_PIN[@]}" \
         haproxy -db -f "$WORK/haproxy-http.cfg" >"$log" 2>&1 & ;;
@@ -438,6 +450,7 @@ label() {
   case "$1" in
     direct) echo "B0 direct (no proxy)" ;;
     interpose) echo "**Interpose** (1 event loop)" ;;
+    interpose-policy) echo "**Interpose** with policy (100 AuthorizationPolicy rules, 10 rate limits)" ;;
     haproxy) echo "HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }') http (nbthread 1)" ;;
     nginx) echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||; s| .*||') proxy (1 worker)" ;;
     haproxy-tcp) echo "B2 HAProxy tcp (nbthread 1)" ;;

@@ -82,12 +82,17 @@ final class LocalLimiter: Sendable {
     func take(_ key: String, limit: GCRALimit, now: UInt64) -> GCRADecision {
         let maxKeys = self.maxKeys
         return state.withLock { map in
-            let stored = map[key]
-            let d = GCRA.decide(tat: stored, now: now, limit: limit)
+            // One hash per request: the stored value is updated in place through its index.
+            if let i = map.index(forKey: key) {
+                let d = GCRA.decide(tat: map.values[i], now: now, limit: limit)
+                if d.allowed { map.values[i] = d.tat }
+                return d
+            }
+            let d = GCRA.decide(tat: nil, now: now, limit: limit)
             if d.allowed {
-                if stored == nil && map.count >= maxKeys { map = map.filter { $0.value > now } }
-                if stored == nil && map.count >= maxKeys { return GCRADecision(allowed: true, remaining: d.remaining, retryAfter: 0, reset: d.reset, tat: d.tat) }
-                map[key] = d.tat
+                if map.count >= maxKeys { map = map.filter { $0.value > now } }
+                // Still full of live keys: this one is allowed without being remembered (fails open, bounded memory).
+                if map.count < maxKeys { map[key] = d.tat }
             }
             return d
         }

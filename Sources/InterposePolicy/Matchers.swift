@@ -2,130 +2,349 @@ import InterposeCapture
 import InterposeConfig
 import InterposeFlow
 
-// Compiled matchers: built once at config load, read by every check. String comparisons work on UTF-8
+// The compiled rules of one engine: flat tables of trivial values (no reference counting while a check
+// walks them), pattern bytes in one arena, address prefixes in tries. String comparisons work on UTF-8
 // bytes (no Unicode normalisation, no allocation), as Envoy's string matchers do.
 
-/// One of Istio's value patterns: `abc` exact, `abc*` prefix, `*abc` suffix, `*` present.
-struct BytePattern: Sendable, CustomStringConvertible {
-    enum Kind: UInt8, Sendable { case exact, prefix, suffix, nonEmpty, present }
-    let kind: Kind
-    let bytes: [UInt8]
-    /// Compare ASCII letters case-insensitively (`bytes` are lower-case).
-    let ignoreCase: Bool
-    let text: String
-
-    /// Istio's reading of a value: `*` first (present), then a leading `*` (suffix), then a trailing `*` (prefix).
-    /// `presentMatchesEmpty`: `*` also matches an empty value (headers: Envoy's present_match).
-    init(istio value: String, ignoreCase: Bool = false, presentMatchesEmpty: Bool = false) {
-        text = value
-        self.ignoreCase = ignoreCase
-        let v = ignoreCase ? value.lowercased() : value
-        if v == "*" {
-            kind = presentMatchesEmpty ? .present : .nonEmpty
-            bytes = []
-        } else if v.hasPrefix("*") {
-            kind = .suffix
-            bytes = Array(v.utf8.dropFirst())
-        } else if v.hasSuffix("*") {
-            kind = .prefix
-            bytes = Array(v.utf8.dropLast())
-        } else {
-            kind = .exact
-            bytes = Array(v.utf8)
-        }
-    }
-
-    init(exact value: String, ignoreCase: Bool = false) {
-        text = value
-        self.ignoreCase = ignoreCase
-        kind = .exact
-        bytes = Array((ignoreCase ? value.lowercased() : value).utf8)
-    }
-
-    var description: String { text }
-
-    func matches(_ value: String) -> Bool {
-        switch kind {
-        case .present: return true
-        case .nonEmpty: return !value.isEmpty
-        default:
-            var v = value
-            return v.withUTF8 { matches(bytes: $0) }
-        }
-    }
-
-    func matches(bytes value: UnsafeBufferPointer<UInt8>) -> Bool {
-        let n = bytes.count
-        switch kind {
-        case .present: return true
-        case .nonEmpty: return value.count > 0
-        case .exact: return value.count == n && equal(value, from: 0)
-        case .prefix: return value.count >= n && equal(value, from: 0)
-        case .suffix: return value.count >= n && equal(value, from: value.count - n)
-        }
-    }
-
-    @inline(__always) private func equal(_ value: UnsafeBufferPointer<UInt8>, from start: Int) -> Bool {
-        bytes.withUnsafeBufferPointer { p in
-            var i = 0
-            if ignoreCase {
-                while i < p.count {
-                    var c = value[start + i]
-                    if c >= 65 && c <= 90 { c |= 0x20 }
-                    if c != p[i] { return false }
-                    i += 1
-                }
-            } else {
-                while i < p.count {
-                    if value[start + i] != p[i] { return false }
-                    i += 1
-                }
-            }
-            return true
-        }
-    }
+/// One of Istio's value patterns over the byte arena: `abc` exact, `abc*` prefix, `*abc` suffix, `*` present,
+/// or a path template (`start` indexes the template table).
+struct Pattern: Sendable {
+    enum Kind: UInt8, Sendable { case exact, prefix, suffix, nonEmpty, present, template }
+    var kind: Kind
+    var ignoreCase: Bool
+    var start: Int32
+    var count: Int32
 }
 
-/// A path value: one of Istio's patterns, or a template whose segments are literal, `{*}` (one segment)
-/// or `{**}` (the rest, zero or more segments).
-enum PathPattern: Sendable, CustomStringConvertible {
-    case simple(BytePattern)
-    case template([TemplateSegment], text: String)
+/// The values of one field or condition: patterns, ports (ranges of the tables) or an address set.
+struct ValueSet: Sendable {
+    enum Kind: UInt8, Sendable { case none, patterns, ports, addresses }
+    var kind: Kind
+    var start: Int32
+    var count: Int32
+    static let none = ValueSet(kind: .none, start: 0, count: 0)
+}
 
-    enum TemplateSegment: Sendable, Equatable { case literal([UInt8]), one, rest }
+/// One field of a rule: the attribute must match one of `values` (if given) and none of `notValues` (if
+/// given). An absent attribute matches no value, so it fails `values` and passes `notValues`.
+struct Cond: Sendable {
+    var attr: AttrRef
+    var values: ValueSet
+    var notValues: ValueSet
+}
 
-    init(_ value: String) {
-        if value.contains("{") && pathTemplateProblem(value) == nil {
-            let segments = value.split(separator: "/", omittingEmptySubsequences: false).map { s -> TemplateSegment in
+/// A conjunction of conditions: a range of the condition table.
+struct Group: Sendable {
+    var start: Int32
+    var count: Int32
+}
+
+/// A rule: every `when` condition, one of the `from` groups (if any) and one of the `to` groups (if any).
+struct Rule: Sendable {
+    var whenStart: Int32
+    var whenCount: Int32
+    var fromStart: Int32
+    var fromCount: Int32
+    var toStart: Int32
+    var toCount: Int32
+    var usesHTTPFields: Bool
+}
+
+enum TemplateSegment: Sendable, Equatable { case literal([UInt8]), one, rest }
+
+/// How a rule treats HTTP-only fields on a TCP connection, as Istio generates its TCP filters.
+enum TCPFieldHandling: Sendable {
+    /// ALLOW (and rate limits): a rule with an HTTP-only field never matches a TCP connection (a smaller allow).
+    case ruleNeverMatches
+    /// DENY, AUDIT, CUSTOM: HTTP-only fields are left out of the rule, the rest decides (a wider deny).
+    case fieldIgnored
+}
+
+/// Fixed-size storage that never moves and is never copied: read through raw pointers on the hot path.
+final class Table<T>: @unchecked Sendable { // immutable after init
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ items: [T]) {
+        let storage = UnsafeMutableBufferPointer<T>.allocate(capacity: max(1, items.count))
+        _ = storage.initialize(from: items)
+        buffer = UnsafeMutableBufferPointer(start: storage.baseAddress, count: items.count)
+    }
+    var count: Int { buffer.count }
+    deinit {
+        buffer.baseAddress!.deinitialize(count: buffer.count)
+        buffer.baseAddress!.deallocate()
+    }
+    @inline(__always) subscript(i: Int) -> T { buffer[i] }
+}
+
+/// Builds a program rule by rule at config load.
+final class ProgramBuilder {
+    private(set) var bytes: [UInt8] = []
+    private(set) var patterns: [Pattern] = []
+    private(set) var templates: [[TemplateSegment]] = []
+    private(set) var ipSets: [IPSet] = []
+    private(set) var ports: [UInt16] = []
+    private(set) var keys: [String] = []
+    private var keySlots: [String: Int32] = [:]
+    private(set) var conds: [Cond] = []
+    private(set) var groups: [Group] = []
+    private(set) var rules: [Rule] = []
+
+    func ref(_ a: PolicyAttribute) -> AttrRef {
+        func slot(_ key: String) -> Int32 {
+            if let s = keySlots[key] { return s }
+            keys.append(key)
+            let s = Int32(keys.count - 1)
+            keySlots[key] = s
+            return s
+        }
+        switch a {
+        case .sourceIP: return AttrRef(kind: .sourceIP, slot: -1)
+        case .remoteIP: return AttrRef(kind: .remoteIP, slot: -1)
+        case .sourcePrincipal: return AttrRef(kind: .principal, slot: -1)
+        case .sourceNamespace: return AttrRef(kind: .namespace, slot: -1)
+        case .sourceServiceAccount: return AttrRef(kind: .serviceAccount, slot: -1)
+        case .sourceLabel(let k): return AttrRef(kind: .sourceLabel, slot: slot(k))
+        case .destinationService: return AttrRef(kind: .destinationService, slot: -1)
+        case .destinationPort: return AttrRef(kind: .destinationPort, slot: -1)
+        case .destinationIP: return AttrRef(kind: .destinationIP, slot: -1)
+        case .destinationLabel(let k): return AttrRef(kind: .destinationLabel, slot: slot(k))
+        case .requestPath: return AttrRef(kind: .path, slot: -1)
+        case .requestMethod: return AttrRef(kind: .method, slot: -1)
+        case .requestHost: return AttrRef(kind: .host, slot: -1)
+        case .requestHeader(let k): return AttrRef(kind: .header, slot: slot(k))
+        case .requestQuery(let k): return AttrRef(kind: .query, slot: slot(k))
+        case .requestAuth: return AttrRef(kind: .auth, slot: -1)
+        case .connectionSNI: return AttrRef(kind: .sni, slot: -1)
+        }
+    }
+
+    /// Istio's reading of a value: `*` first (present), then a leading `*` (suffix), then a trailing `*` (prefix).
+    private func pattern(_ value: String, ignoreCase: Bool, presentMatchesEmpty: Bool, path: Bool) -> Pattern {
+        if path && value.contains("{") && pathTemplateProblem(value) == nil {
+            templates.append(value.split(separator: "/", omittingEmptySubsequences: false).map { s in
                 s == "{*}" ? .one : s == "{**}" ? .rest : .literal(Array(s.utf8))
-            }
-            self = .template(segments, text: value)
+            })
+            return Pattern(kind: .template, ignoreCase: false, start: Int32(templates.count - 1), count: 0)
+        }
+        let v = ignoreCase ? value.lowercased() : value
+        let kind: Pattern.Kind
+        var body = Array(v.utf8)
+        if v == "*" {
+            kind = presentMatchesEmpty ? .present : .nonEmpty
+            body = []
+        } else if v.hasPrefix("*") {
+            kind = .suffix
+            body.removeFirst()
+        } else if v.hasSuffix("*") {
+            kind = .prefix
+            body.removeLast()
         } else {
-            self = .simple(BytePattern(istio: value))
+            kind = .exact
+        }
+        let start = Int32(bytes.count)
+        bytes += body
+        return Pattern(kind: kind, ignoreCase: ignoreCase, start: start, count: Int32(body.count))
+    }
+
+    private func valueSet(_ list: [String], _ attr: AttrRef) -> ValueSet {
+        if list.isEmpty { return .none }
+        if attr.isAddress {
+            ipSets.append(IPSet(list.compactMap { try? CIDR.parse($0).get() }))
+            return ValueSet(kind: .addresses, start: Int32(ipSets.count - 1), count: 1)
+        }
+        if attr.kind == .destinationPort {
+            let start = Int32(ports.count)
+            ports += list.compactMap { UInt16($0) }
+            return ValueSet(kind: .ports, start: start, count: Int32(ports.count) - start)
+        }
+        let start = Int32(patterns.count)
+        for v in list {
+            patterns.append(pattern(v, ignoreCase: attr.kind == .host, presentMatchesEmpty: attr.kind == .header, path: attr.kind == .path))
+        }
+        return ValueSet(kind: .patterns, start: start, count: Int32(list.count))
+    }
+
+    private func cond(_ attribute: PolicyAttribute, _ values: [String], _ notValues: [String]) -> Cond? {
+        if values.isEmpty && notValues.isEmpty { return nil }
+        let r = ref(attribute)
+        return Cond(attr: r, values: valueSet(values, r), notValues: valueSet(notValues, r))
+    }
+
+    private func addGroup(_ items: [Cond?]) {
+        let start = Int32(conds.count)
+        conds += items.compactMap { $0 }
+        groups.append(Group(start: start, count: Int32(conds.count) - start))
+    }
+
+    /// Compiles one rule; returns its index.
+    func add(_ rule: AuthorizationRule) -> Int {
+        // Conditions of the groups first (each group contiguous), then the groups, then `when`.
+        let fromStart = Int32(groups.count)
+        for s in rule.from {
+            addGroup([
+                cond(.sourcePrincipal, s.principals, s.notPrincipals),
+                cond(.requestAuth("principal"), s.requestPrincipals, s.notRequestPrincipals),
+                cond(.sourceNamespace, s.namespaces, s.notNamespaces),
+                cond(.sourceServiceAccount, s.serviceAccounts, s.notServiceAccounts),
+                cond(.sourceIP, s.ipBlocks.map(\.description), s.notIpBlocks.map(\.description)),
+                cond(.remoteIP, s.remoteIpBlocks.map(\.description), s.notRemoteIpBlocks.map(\.description)),
+            ])
+        }
+        let toStart = Int32(groups.count)
+        for o in rule.to {
+            // Cheap attributes first: a port or a method rules most requests out before a path is compared.
+            addGroup([
+                cond(.destinationPort, o.ports.map { String($0) }, o.notPorts.map { String($0) }),
+                cond(.requestMethod, o.methods, o.notMethods),
+                cond(.requestHost, o.hosts, o.notHosts),
+                cond(.requestPath, o.paths, o.notPaths),
+            ])
+        }
+        let whenStart = Int32(conds.count)
+        conds += rule.when.compactMap { cond($0.attribute, $0.values, $0.notValues) }
+        let whenCount = Int32(conds.count) - whenStart
+        var usesHTTP = conds[Int(whenStart)...].contains { $0.attr.isHTTPOnly }
+        for g in groups[Int(fromStart)...] where conds[Int(g.start)..<Int(g.start + g.count)].contains(where: { $0.attr.isHTTPOnly }) { usesHTTP = true }
+        rules.append(Rule(whenStart: whenStart, whenCount: whenCount, fromStart: fromStart, fromCount: Int32(rule.from.count),
+                          toStart: toStart, toCount: Int32(rule.to.count), usesHTTPFields: usesHTTP))
+        return rules.count - 1
+    }
+
+    func build() -> MatchProgram { MatchProgram(self) }
+}
+
+/// The compiled rules of an engine.
+final class MatchProgram: Sendable {
+    let bytes: Table<UInt8>
+    let patterns: Table<Pattern>
+    let templates: [[TemplateSegment]]
+    let ipSets: [IPSet]
+    let ports: Table<UInt16>
+    let keys: Table<String>
+    let conds: Table<Cond>
+    let groups: Table<Group>
+    let rules: Table<Rule>
+
+    init(_ b: ProgramBuilder) {
+        bytes = Table(b.bytes)
+        patterns = Table(b.patterns)
+        templates = b.templates
+        ipSets = b.ipSets
+        ports = Table(b.ports)
+        keys = Table(b.keys)
+        conds = Table(b.conds)
+        groups = Table(b.groups)
+        rules = Table(b.rules)
+    }
+
+    static let empty = ProgramBuilder().build()
+
+    func cache(for a: some AttributeSource) -> AttributeCache {
+        AttributeCache(isHTTP: a.isHTTP, keys: UnsafeBufferPointer(keys.buffer))
+    }
+
+    /// Whether rule `index` matches the request.
+    func matches(rule index: Int, _ a: some AttributeSource, _ cache: inout AttributeCache, tcp: TCPFieldHandling) -> Bool {
+        let r = rules[index]
+        let skipHTTP = !cache.isHTTP
+        if skipHTTP && r.usesHTTPFields && tcp == .ruleNeverMatches { return false }
+        if !all(Int(r.whenStart), Int(r.whenCount), a, &cache, skipHTTP: skipHTTP) { return false }
+        if r.toCount > 0 && !any(Int(r.toStart), Int(r.toCount), a, &cache, skipHTTP: skipHTTP) { return false }
+        if r.fromCount > 0 && !any(Int(r.fromStart), Int(r.fromCount), a, &cache, skipHTTP: skipHTTP) { return false }
+        return true
+    }
+
+    @inline(__always)
+    private func all(_ start: Int, _ count: Int, _ a: some AttributeSource, _ cache: inout AttributeCache, skipHTTP: Bool) -> Bool {
+        var i = start
+        while i < start + count {
+            let c = conds[i]
+            i += 1
+            if skipHTTP && c.attr.isHTTPOnly { continue }
+            if c.values.kind != .none && !matches(c.values, c.attr, a, &cache) { return false }
+            if c.notValues.kind != .none && matches(c.notValues, c.attr, a, &cache) { return false }
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func any(_ start: Int, _ count: Int, _ a: some AttributeSource, _ cache: inout AttributeCache, skipHTTP: Bool) -> Bool {
+        var g = start
+        while g < start + count {
+            let group = groups[g]
+            g += 1
+            if all(Int(group.start), Int(group.count), a, &cache, skipHTTP: skipHTTP) { return true }
+        }
+        return false
+    }
+
+    private func matches(_ set: ValueSet, _ attr: AttrRef, _ a: some AttributeSource, _ cache: inout AttributeCache) -> Bool {
+        switch set.kind {
+        case .none: return false
+        case .ports:
+            guard let p = cache.destinationPort(a) else { return false }
+            var i = Int(set.start)
+            while i < Int(set.start + set.count) {
+                if ports[i] == p { return true }
+                i += 1
+            }
+            return false
+        case .addresses:
+            guard let addr = cache.address(attr, a) else { return false }
+            return ipSets[Int(set.start)].contains(addr)
+        case .patterns:
+            guard var v = cache.string(attr, a) else { return false }
+            return v.withUTF8 { value in
+                var i = Int(set.start)
+                while i < Int(set.start + set.count) {
+                    if matches(patterns[i], value) { return true }
+                    i += 1
+                }
+                return false
+            }
         }
     }
 
-    var description: String {
-        switch self {
-        case .simple(let p): return p.text
-        case .template(_, let text): return text
+    @inline(__always)
+    private func matches(_ p: Pattern, _ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = Int(p.count)
+        switch p.kind {
+        case .present: return true
+        case .nonEmpty: return value.count > 0
+        case .exact: return value.count == n && equal(p, value, from: 0)
+        case .prefix: return value.count >= n && equal(p, value, from: 0)
+        case .suffix: return value.count >= n && equal(p, value, from: value.count - n)
+        case .template: return Self.match(templates[Int(p.start)], value)
         }
     }
 
-    func matches(_ path: String) -> Bool {
-        switch self {
-        case .simple(let p): return p.matches(path)
-        case .template(let segments, _):
-            var v = path
-            return v.withUTF8 { Self.match(segments, $0) }
+    @inline(__always)
+    private func equal(_ p: Pattern, _ value: UnsafeBufferPointer<UInt8>, from offset: Int) -> Bool {
+        let base = bytes.buffer.baseAddress! + Int(p.start)
+        let n = Int(p.count)
+        var i = 0
+        if p.ignoreCase {
+            while i < n {
+                var c = value[offset + i]
+                if c >= 65 && c <= 90 { c |= 0x20 }
+                if c != base[i] { return false }
+                i += 1
+            }
+        } else {
+            while i < n {
+                if value[offset + i] != base[i] { return false }
+                i += 1
+            }
         }
+        return true
     }
 
-    private static func match(_ segments: [TemplateSegment], _ path: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Envoy's URI templates: `{*}` one non-empty segment, `{**}` the rest (possibly empty); the `/` before a
+    /// segment is literal, so `/a/{**}` matches `/a/` and `/a/b/c`, not `/a`.
+    static func match(_ segments: [TemplateSegment], _ path: UnsafeBufferPointer<UInt8>) -> Bool {
         var pos = 0
         for (i, segment) in segments.enumerated() {
             if i > 0 {
-                // The `/` before a segment is literal: `/a/{**}` matches `/a/` and `/a/b/c`, not `/a` (Envoy's templates).
                 guard pos < path.count, path[pos] == UInt8(ascii: "/") else { return false }
                 pos += 1
             }
@@ -159,175 +378,31 @@ struct IPSet: Sendable {
     }
 }
 
-/// The values of one field or condition, compiled for the attribute's kind.
-enum ValueMatcher: Sendable, CustomStringConvertible {
-    case strings([BytePattern])
-    case paths([PathPattern])
-    case addresses(IPSet, text: [String])
-    case ports([UInt16])
-
-    var description: String {
-        switch self {
-        case .strings(let p): return "[" + p.map(\.text).joined(separator: ", ") + "]"
-        case .paths(let p): return "[" + p.map(\.description).joined(separator: ", ") + "]"
-        case .addresses(_, let t): return "[" + t.joined(separator: ", ") + "]"
-        case .ports(let p): return "[" + p.map { String($0) }.joined(separator: ", ") + "]"
-        }
+/// A rule in words, for `interpose explain`.
+func explanation(of rule: AuthorizationRule) -> String {
+    func field(_ name: String, _ values: [String], _ not: [String]) -> [String] {
+        var out: [String] = []
+        if !values.isEmpty { out.append("\(name) [\(values.joined(separator: ", "))]") }
+        if !not.isEmpty { out.append("not \(name) [\(not.joined(separator: ", "))]") }
+        return out
     }
-}
-
-/// One field of a rule: `attribute` must match one of `values` (if given) and none of `notValues`
-/// (if given). An absent attribute matches no value, so it fails `values` and passes `notValues`.
-struct Condition: Sendable {
-    let field: String
-    let attribute: PolicyAttribute
-    let values: ValueMatcher?
-    let notValues: ValueMatcher?
-    var httpOnly: Bool { attribute.isHTTPOnly }
-
-    init(field: String, attribute: PolicyAttribute, values: ValueMatcher?, notValues: ValueMatcher?) {
-        self.field = field
-        self.attribute = attribute
-        self.values = values
-        self.notValues = notValues
+    var parts: [String] = []
+    if !rule.from.isEmpty {
+        parts.append("from " + rule.from.map { s in
+            (field("principals", s.principals, s.notPrincipals) + field("requestPrincipals", s.requestPrincipals, s.notRequestPrincipals)
+                + field("namespaces", s.namespaces, s.notNamespaces) + field("serviceAccounts", s.serviceAccounts, s.notServiceAccounts)
+                + field("ipBlocks", s.ipBlocks.map(\.description), s.notIpBlocks.map(\.description))
+                + field("remoteIpBlocks", s.remoteIpBlocks.map(\.description), s.notRemoteIpBlocks.map(\.description))).joined(separator: " and ")
+        }.joined(separator: " or "))
     }
-
-    /// Istio's string fields: `values` / `notValues` as patterns, hosts case-insensitive.
-    init?(field: String, attribute: PolicyAttribute, values: [String], notValues: [String]) {
-        if values.isEmpty && notValues.isEmpty { return nil }
-        func compile(_ list: [String]) -> ValueMatcher? {
-            if list.isEmpty { return nil }
-            switch attribute.valueKind {
-            case .address:
-                let cidrs = list.compactMap { try? CIDR.parse($0).get() }
-                return .addresses(IPSet(cidrs), text: list)
-            case .port:
-                return .ports(list.compactMap { UInt16($0) })
-            case .string:
-                if attribute == .requestPath { return .paths(list.map(PathPattern.init)) }
-                let ignoreCase = attribute == .requestHost
-                var presentMatchesEmpty = false
-                if case .requestHeader = attribute { presentMatchesEmpty = true }
-                return .strings(list.map { BytePattern(istio: $0, ignoreCase: ignoreCase, presentMatchesEmpty: presentMatchesEmpty) })
-            }
-        }
-        self.init(field: field, attribute: attribute, values: compile(values), notValues: compile(notValues))
+    if !rule.to.isEmpty {
+        parts.append("to " + rule.to.map { o in
+            (field("hosts", o.hosts, o.notHosts) + field("ports", o.ports.map { String($0) }, o.notPorts.map { String($0) })
+                + field("methods", o.methods, o.notMethods) + field("paths", o.paths, o.notPaths)).joined(separator: " and ")
+        }.joined(separator: " or "))
     }
-
-    init?(field: String, attribute: PolicyAttribute, cidrs: [CIDR], notCIDRs: [CIDR]) {
-        if cidrs.isEmpty && notCIDRs.isEmpty { return nil }
-        self.init(field: field, attribute: attribute,
-                  values: cidrs.isEmpty ? nil : .addresses(IPSet(cidrs), text: cidrs.map(\.description)),
-                  notValues: notCIDRs.isEmpty ? nil : .addresses(IPSet(notCIDRs), text: notCIDRs.map(\.description)))
+    if !rule.when.isEmpty {
+        parts.append("when " + rule.when.flatMap { field($0.key, $0.values, $0.notValues) }.joined(separator: " and "))
     }
-
-    init?(field: String, ports: [UInt16], notPorts: [UInt16]) {
-        if ports.isEmpty && notPorts.isEmpty { return nil }
-        self.init(field: field, attribute: .destinationPort, values: ports.isEmpty ? nil : .ports(ports), notValues: notPorts.isEmpty ? nil : .ports(notPorts))
-    }
-
-    func matches(_ a: some AttributeSource, _ cache: inout AttributeCache) -> Bool {
-        if let values, !Self.matches(values, attribute, a, &cache) { return false }
-        if let notValues, Self.matches(notValues, attribute, a, &cache) { return false }
-        return true
-    }
-
-    @inline(__always)
-    private static func matches(_ m: ValueMatcher, _ attribute: PolicyAttribute, _ a: some AttributeSource, _ cache: inout AttributeCache) -> Bool {
-        switch m {
-        case .ports(let ports):
-            guard let p = cache.destinationPort(a) else { return false }
-            return ports.contains(p)
-        case .addresses(let set, _):
-            guard let addr = cache.address(attribute, a) else { return false }
-            return set.contains(addr)
-        case .strings(let patterns):
-            guard let v = cache.string(attribute, a) else { return false }
-            for p in patterns where p.matches(v) { return true }
-            return false
-        case .paths(let patterns):
-            guard let v = cache.string(attribute, a) else { return false }
-            for p in patterns where p.matches(v) { return true }
-            return false
-        }
-    }
-
-    var explanation: String {
-        var parts: [String] = []
-        if let values { parts.append("\(field) \(values)") }
-        if let notValues { parts.append("not \(field) \(notValues)") }
-        return parts.joined(separator: " and ")
-    }
-}
-
-/// How a rule treats HTTP-only fields on a TCP connection, as Istio generates its TCP filters.
-enum TCPFieldHandling: Sendable {
-    /// ALLOW (and rate limits): a rule with an HTTP-only field never matches a TCP connection (a smaller allow).
-    case ruleNeverMatches
-    /// DENY, AUDIT, CUSTOM: HTTP-only fields are left out of the rule, the rest decides (a wider deny).
-    case fieldIgnored
-}
-
-/// An AuthorizationPolicy rule (or a RateLimitPolicy's): one of `from` (each a conjunction), one of `to`,
-/// and every `when`.
-struct MatchRule: Sendable {
-    let label: String
-    let from: [[Condition]]
-    let to: [[Condition]]
-    let when: [Condition]
-    let usesHTTPFields: Bool
-
-    init(_ rule: AuthorizationRule, label: String) {
-        self.label = label
-        from = rule.from.map { s in
-            [
-                Condition(field: "principals", attribute: .sourcePrincipal, values: s.principals, notValues: s.notPrincipals),
-                Condition(field: "requestPrincipals", attribute: .requestAuth("principal"), values: s.requestPrincipals, notValues: s.notRequestPrincipals),
-                Condition(field: "namespaces", attribute: .sourceNamespace, values: s.namespaces, notValues: s.notNamespaces),
-                Condition(field: "serviceAccounts", attribute: .sourceServiceAccount, values: s.serviceAccounts, notValues: s.notServiceAccounts),
-                Condition(field: "ipBlocks", attribute: .sourceIP, cidrs: s.ipBlocks, notCIDRs: s.notIpBlocks),
-                Condition(field: "remoteIpBlocks", attribute: .remoteIP, cidrs: s.remoteIpBlocks, notCIDRs: s.notRemoteIpBlocks),
-            ].compactMap { $0 }
-        }
-        to = rule.to.map { o in
-            [
-                Condition(field: "ports", ports: o.ports, notPorts: o.notPorts),
-                Condition(field: "methods", attribute: .requestMethod, values: o.methods, notValues: o.notMethods),
-                Condition(field: "paths", attribute: .requestPath, values: o.paths, notValues: o.notPaths),
-                Condition(field: "hosts", attribute: .requestHost, values: o.hosts, notValues: o.notHosts),
-            ].compactMap { $0 }
-        }
-        when = rule.when.compactMap { Condition(field: $0.key, attribute: $0.attribute, values: $0.values, notValues: $0.notValues) }
-        usesHTTPFields = from.joined().contains { $0.httpOnly } || to.joined().contains { $0.httpOnly } || when.contains { $0.httpOnly }
-    }
-
-    func matches(_ a: some AttributeSource, _ cache: inout AttributeCache, tcp: TCPFieldHandling) -> Bool {
-        let skipHTTP = !cache.isHTTP
-        if skipHTTP && usesHTTPFields && tcp == .ruleNeverMatches { return false }
-        for c in when where !(skipHTTP && c.httpOnly) {
-            if !c.matches(a, &cache) { return false }
-        }
-        if !to.isEmpty && !Self.any(to, a, &cache, skipHTTP: skipHTTP) { return false }
-        if !from.isEmpty && !Self.any(from, a, &cache, skipHTTP: skipHTTP) { return false }
-        return true
-    }
-
-    private static func any(_ groups: [[Condition]], _ a: some AttributeSource, _ cache: inout AttributeCache, skipHTTP: Bool) -> Bool {
-        outer: for group in groups {
-            for c in group where !(skipHTTP && c.httpOnly) {
-                if !c.matches(a, &cache) { continue outer }
-            }
-            return true
-        }
-        return false
-    }
-
-    /// The rule in words, for `interpose explain`.
-    var explanation: String {
-        var parts: [String] = []
-        if !from.isEmpty { parts.append("from " + from.map { g in g.isEmpty ? "any" : g.map(\.explanation).joined(separator: " and ") }.joined(separator: " or ")) }
-        if !to.isEmpty { parts.append("to " + to.map { g in g.isEmpty ? "any" : g.map(\.explanation).joined(separator: " and ") }.joined(separator: " or ")) }
-        if !when.isEmpty { parts.append("when " + when.map(\.explanation).joined(separator: " and ")) }
-        return parts.isEmpty ? "{} (everything)" : parts.joined(separator: "; ")
-    }
+    return parts.isEmpty ? "{} (everything)" : parts.joined(separator: "; ")
 }

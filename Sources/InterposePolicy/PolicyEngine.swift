@@ -9,30 +9,37 @@ enum CustomProvider: Sendable {
     case missing(String)
 }
 
-/// An AuthorizationPolicy compiled.
-struct AuthzPolicy: Sendable {
+/// An AuthorizationPolicy compiled: its rules are rows of the engine's program.
+final class AuthzPolicy: Sendable {
     let id: String
     let action: AuthorizationAction
     let dryRun: Bool
-    let rules: [MatchRule]
+    /// Indices of its rules in the program, in order.
+    let rules: [Int]
+    /// `0`, `1`, ...: the rule labels of verdicts.
+    let labels: [String]
+    /// The rules in words, for explain.
+    let explanations: [String]
     let provider: CustomProvider?
     let tcp: TCPFieldHandling
 
-    init(_ p: AuthorizationPolicy, provider: CustomProvider?) {
+    init(_ p: AuthorizationPolicy, provider: CustomProvider?, program: ProgramBuilder) {
         id = p.id
         action = p.action
         dryRun = p.dryRun && (p.action == .allow || p.action == .deny)
-        rules = p.rules.enumerated().map { MatchRule($0.element, label: String($0.offset)) }
+        rules = p.rules.map { program.add($0) }
+        labels = p.rules.indices.map { String($0) }
+        explanations = p.rules.map(explanation(of:))
         self.provider = provider
         tcp = p.action == .allow ? .ruleNeverMatches : .fieldIgnored
     }
 
-    /// The index of the first rule that matches; nil when none does (a policy without rules matches nothing).
+    /// The position of the first rule that matches; nil when none does (a policy without rules matches nothing).
     @inline(__always)
-    func firstMatch(_ a: some AttributeSource, _ cache: inout AttributeCache) -> Int? {
+    func firstMatch(_ program: MatchProgram, _ a: some AttributeSource, _ cache: inout AttributeCache) -> Int? {
         var i = 0
         while i < rules.count {
-            if rules[i].matches(a, &cache, tcp: tcp) { return i }
+            if program.matches(rule: rules[i], a, &cache, tcp: tcp) { return i }
             i += 1
         }
         return nil
@@ -53,7 +60,8 @@ struct Recorder {
     mutating func record(_ hit: PolicyHit, rank: Int) {
         guard let current = primary else { primary = hit; self.rank = rank; return }
         if rank > self.rank {
-            hits.append(current)
+            // A rate limit that merely allowed is never a hit of its own (rank 1, see recordIfNothing).
+            if self.rank != 1 { hits.append(current) }
             primary = hit
             self.rank = rank
         } else {
@@ -102,19 +110,41 @@ final class Trace {
 public final class PolicyEngine: Sendable {
     let audit: [AuthzPolicy]
     let custom: [AuthzPolicy]
-    let deny: [AuthzPolicy]
-    let allow: [AuthzPolicy]
+    let deny: RuleGroup
+    let allow: RuleGroup
     let dryRunDeny: [AuthzPolicy]
-    let dryRunAllow: [AuthzPolicy]
+    let dryRunAllow: RuleGroup
     let rateLimits: [CompiledRateLimit]
+    /// Every rate-limit rule, numbered policy by policy (`CompiledRateLimit.firstOrdinal`).
+    let limitIndex: CandidateIndex?
+    /// The rate-limit rules by ordinal: (policy position, program rule).
+    let limitRules: Table<RuleGroup.Entry>
+    /// Bit n: rate limit n has no rules (it selects everything).
+    let limitsWithoutRules: UInt64
+    let program: MatchProgram
 
     /// Nothing to check: the proxy skips building attributes.
     public let isEmpty: Bool
 
-    public static let empty = PolicyEngine(audit: [], custom: [], deny: [], allow: [], dryRunDeny: [], dryRunAllow: [], rateLimits: [])
+    public static let empty: PolicyEngine = {
+        let b = ProgramBuilder()
+        return PolicyEngine(audit: [], custom: [], deny: RuleGroup([], tcp: .fieldIgnored, builder: b), allow: RuleGroup([], tcp: .ruleNeverMatches, builder: b),
+                            dryRunDeny: [], dryRunAllow: RuleGroup([], tcp: .ruleNeverMatches, builder: b), rateLimits: [], limitIndex: nil,
+                            program: b.build())
+    }()
 
-    init(audit: [AuthzPolicy], custom: [AuthzPolicy], deny: [AuthzPolicy], allow: [AuthzPolicy], dryRunDeny: [AuthzPolicy],
-         dryRunAllow: [AuthzPolicy], rateLimits: [CompiledRateLimit]) {
+    init(audit: [AuthzPolicy], custom: [AuthzPolicy], deny: RuleGroup, allow: RuleGroup, dryRunDeny: [AuthzPolicy],
+         dryRunAllow: RuleGroup, rateLimits: [CompiledRateLimit], limitIndex: CandidateIndex?, program: MatchProgram) {
+        self.program = program
+        self.limitIndex = limitIndex
+        var entries: [RuleGroup.Entry] = []
+        var without: UInt64 = 0
+        for (n, rl) in rateLimits.enumerated() {
+            if rl.rules.isEmpty && n < 64 { without |= 1 << UInt64(n) }
+            for (k, rule) in rl.rules.enumerated() { entries.append(RuleGroup.Entry(policy: Int32(n), position: Int32(k), rule: Int32(rule))) }
+        }
+        limitRules = Table(entries)
+        limitsWithoutRules = without
         self.audit = audit
         self.custom = custom
         self.deny = deny
@@ -130,6 +160,7 @@ public final class PolicyEngine: Sendable {
     /// over from `previous` for every RateLimitPolicy whose limits did not change.
     public static func compile(_ bundle: ConfigBundle, lists: ValueListStore, previous: PolicyEngine?) -> PolicyEngine {
         let slots = lists.define(bundle.valueLists)
+        let builder = ProgramBuilder()
         func provider(for p: AuthorizationPolicy) -> CustomProvider? {
             guard p.action == .custom else { return nil }
             let name = p.provider ?? ""
@@ -138,23 +169,27 @@ public final class PolicyEngine: Sendable {
             }
             if let l = bundle.valueLists.first(where: { $0.meta.namespace == p.meta.namespace && $0.meta.name == name }),
                let check = l.check, let slot = slots[l.id] {
-                return .list(ListProvider(list: l, check: check, slot: slot))
+                return .list(ListProvider(list: l, check: check, slot: slot, attribute: builder.ref(check.attribute)))
             }
             return .missing("\(p.meta.namespace)/\(name)")
         }
-        let policies = bundle.authorizationPolicies.sorted { $0.id < $1.id }.map { AuthzPolicy($0, provider: provider(for: $0)) }
+        let policies = bundle.authorizationPolicies.sorted { $0.id < $1.id }.map { AuthzPolicy($0, provider: provider(for: $0), program: builder) }
+        var ordinal = 0
         let limits = bundle.rateLimitPolicies.sorted { $0.id < $1.id }.map { p in
             let kept = previous?.rateLimits.first { $0.id == p.id && $0.policy.sameLimits(as: p) }?.limiter
-            return CompiledRateLimit(p, limiter: kept ?? LocalLimiter())
+            defer { ordinal += p.rules.count }
+            return CompiledRateLimit(p, limiter: kept ?? LocalLimiter(), program: builder, firstOrdinal: ordinal)
         }
         return PolicyEngine(
             audit: policies.filter { $0.action == .audit },
             custom: policies.filter { $0.action == .custom },
-            deny: policies.filter { $0.action == .deny && !$0.dryRun },
-            allow: policies.filter { $0.action == .allow && !$0.dryRun },
+            deny: RuleGroup(policies.filter { $0.action == .deny && !$0.dryRun }, tcp: .fieldIgnored, builder: builder),
+            allow: RuleGroup(policies.filter { $0.action == .allow && !$0.dryRun }, tcp: .ruleNeverMatches, builder: builder),
             dryRunDeny: policies.filter { $0.action == .deny && $0.dryRun },
-            dryRunAllow: policies.filter { $0.action == .allow && $0.dryRun },
-            rateLimits: limits)
+            dryRunAllow: RuleGroup(policies.filter { $0.action == .allow && $0.dryRun }, tcp: .ruleNeverMatches, builder: builder),
+            rateLimits: limits,
+            limitIndex: CandidateIndex(rules: limits.flatMap(\.rules), builder),
+            program: builder.build())
     }
 
     /// Some RateLimitPolicy has scope Global: checks may return `.needsGlobal`.
@@ -214,15 +249,16 @@ public final class PolicyEngine: Sendable {
     static let rbacDenied = "RBAC: access denied"
 
     func evaluate(_ a: some AttributeSource, now: UInt64, trace: Trace?) -> PolicyCheck {
-        var cache = AttributeCache(isHTTP: a.isHTTP)
+        let program = self.program
+        var cache = program.cache(for: a)
         var rec = Recorder()
 
         // AUDIT: recorded, never decides (Istio evaluates it first, for every request).
         for p in audit {
-            if let i = p.firstMatch(a, &cache) {
-                rec.record(PolicyHit(policy: p.id, rule: p.rules[i].label, kind: "authorization", result: "audit"), rank: Recorder.audit)
+            if let i = p.firstMatch(program, a, &cache) {
+                rec.record(PolicyHit(policy: p.id, rule: p.labels[i], kind: "authorization", result: "audit"), rank: Recorder.audit)
                 rec.notes.append("AUDIT \(p.id) rule \(i) matched")
-                trace?.add("policy: AUDIT \(p.id) rule \(i) matches (\(p.rules[i].explanation)): recorded, decides nothing")
+                trace?.add("policy: AUDIT \(p.id) rule \(i) matches (\(p.explanations[i])): recorded, decides nothing")
             } else {
                 trace?.add("policy: AUDIT \(p.id): \(p.rules.isEmpty ? "no rules" : "no rule matches")")
             }
@@ -230,11 +266,11 @@ public final class PolicyEngine: Sendable {
 
         // CUSTOM: the provider of a matching policy decides; a denial ends the check.
         for p in custom {
-            guard let i = p.firstMatch(a, &cache) else {
+            guard let i = p.firstMatch(program, a, &cache) else {
                 trace?.add("policy: CUSTOM \(p.id): no rule matches, provider not asked")
                 continue
             }
-            let rule = p.rules[i].label
+            let rule = p.labels[i]
             switch p.provider {
             case .denier(let id, let status, let message, let grpc):
                 trace?.add("policy: CUSTOM \(p.id) rule \(i) matches: Denier \(id) denies \(status) '\(message)'")
@@ -244,7 +280,7 @@ public final class PolicyEngine: Sendable {
                 let allowed = list.allows(a, &cache)
                 if let trace {
                     let looked = list.lookup(a, &cache)
-                    let what = looked == nil ? "\(list.attribute) is absent" : "\(list.attribute)\(looked?.value.map { " '\($0)'" } ?? "") is \(looked!.found ? "" : "not ")on the list"
+                    let what = looked == nil ? "\(list.attributeName) is absent" : "\(list.attributeName)\(looked?.value.map { " '\($0)'" } ?? "") is \(looked!.found ? "" : "not ")on the list"
                     trace.add("policy: CUSTOM \(p.id) rule \(i) matches: ValueList \(list.id) (\(list.blacklist ? "blacklist" : "whitelist")): \(what): \(allowed ? "allows" : "denies \(list.status) '\(list.message)'")")
                 }
                 if !allowed {
@@ -264,56 +300,39 @@ public final class PolicyEngine: Sendable {
         // DENY: dry-run policies are evaluated first and only reported (Envoy's shadow engine), then any
         // enforced match denies.
         for p in dryRunDeny {
-            if let i = p.firstMatch(a, &cache) {
-                rec.record(PolicyHit(policy: p.id, rule: p.rules[i].label, kind: "authorization", result: "dry_run_deny"), rank: Recorder.dryRunDeny)
+            if let i = p.firstMatch(program, a, &cache) {
+                rec.record(PolicyHit(policy: p.id, rule: p.labels[i], kind: "authorization", result: "dry_run_deny"), rank: Recorder.dryRunDeny)
                 rec.notes.append("dry-run DENY \(p.id) rule \(i) would deny")
-                trace?.add("policy: dry-run DENY \(p.id) rule \(i) matches (\(p.rules[i].explanation)): would deny, not enforced")
+                trace?.add("policy: dry-run DENY \(p.id) rule \(i) matches (\(p.explanations[i])): would deny, not enforced")
             } else {
                 trace?.add("policy: dry-run DENY \(p.id): no rule matches")
             }
         }
-        for p in deny {
-            if let i = p.firstMatch(a, &cache) {
-                trace?.add("policy: DENY \(p.id) rule \(i) matches (\(p.rules[i].explanation)): denied")
-                return .done(rec.verdict(refusedBy: PolicyHit(policy: p.id, rule: p.rules[i].label, kind: "authorization", result: "deny"),
-                                         outcome: .deny(status: 403, message: Self.rbacDenied), grpcStatus: a.isGRPC ? 7 : nil))
-            }
-            trace?.add("policy: DENY \(p.id): no rule matches")
+        if let (p, i) = firstMatch(deny, "DENY", program, a, &cache, trace) {
+            trace?.add("policy: DENY \(p.id) rule \(i) matches (\(p.explanations[i])): denied")
+            return .done(rec.verdict(refusedBy: PolicyHit(policy: p.id, rule: p.labels[i], kind: "authorization", result: "deny"),
+                                     outcome: .deny(status: 403, message: Self.rbacDenied), grpcStatus: a.isGRPC ? 7 : nil))
         }
 
         // ALLOW: dry-run ALLOW policies are judged as a set of their own (Istio's shadow rules); then, if any
         // enforced ALLOW policy exists, one must match.
         if !dryRunAllow.isEmpty {
-            var matched = false
-            for p in dryRunAllow {
-                if let i = p.firstMatch(a, &cache) {
-                    rec.record(PolicyHit(policy: p.id, rule: p.rules[i].label, kind: "authorization", result: "dry_run_allow"), rank: Recorder.dryRunAllow)
-                    rec.notes.append("dry-run ALLOW \(p.id) rule \(i) would allow")
-                    trace?.add("policy: dry-run ALLOW \(p.id) rule \(i) matches (\(p.rules[i].explanation)): would allow, not enforced")
-                    matched = true
-                    break
-                }
-                trace?.add("policy: dry-run ALLOW \(p.id): no rule matches")
-            }
-            if !matched {
-                let name = dryRunAllow.count == 1 ? dryRunAllow[0].id : "-"
+            if let (p, i) = firstMatch(dryRunAllow, "dry-run ALLOW", program, a, &cache, trace) {
+                rec.record(PolicyHit(policy: p.id, rule: p.labels[i], kind: "authorization", result: "dry_run_allow"), rank: Recorder.dryRunAllow)
+                rec.notes.append("dry-run ALLOW \(p.id) rule \(i) would allow")
+                trace?.add("policy: dry-run ALLOW \(p.id) rule \(i) matches (\(p.explanations[i])): would allow, not enforced")
+            } else {
+                let name = dryRunAllow.count == 1 ? dryRunAllow.policies[0].id : "-"
                 rec.record(PolicyHit(policy: name, rule: "-", kind: "authorization", result: "dry_run_deny"), rank: Recorder.dryRunDeny)
-                rec.notes.append("dry-run ALLOW \(dryRunAllow.map(\.id).joined(separator: ", ")): no rule matches, would deny")
+                rec.notes.append("dry-run ALLOW \(dryRunAllow.policies.map(\.id).joined(separator: ", ")): no rule matches, would deny")
                 trace?.add("policy: dry-run ALLOW policies: none matches: would deny, not enforced")
             }
         }
         if !allow.isEmpty {
-            var allowedBy = false
-            for p in allow {
-                if let i = p.firstMatch(a, &cache) {
-                    rec.record(PolicyHit(policy: p.id, rule: p.rules[i].label, kind: "authorization", result: "allow"), rank: Recorder.allowedByPolicy)
-                    trace?.add("policy: ALLOW \(p.id) rule \(i) matches (\(p.rules[i].explanation)): allowed")
-                    allowedBy = true
-                    break
-                }
-                trace?.add("policy: ALLOW \(p.id): \(p.rules.isEmpty ? "no rules (allow-nothing)" : "no rule matches")")
-            }
-            if !allowedBy {
+            if let (p, i) = firstMatch(allow, "ALLOW", program, a, &cache, trace) {
+                rec.record(PolicyHit(policy: p.id, rule: p.labels[i], kind: "authorization", result: "allow"), rank: Recorder.allowedByPolicy)
+                trace?.add("policy: ALLOW \(p.id) rule \(i) matches (\(p.explanations[i])): allowed")
+            } else {
                 trace?.add("policy: ALLOW policies exist and none matches: denied")
                 return .done(rec.verdict(refusedBy: PolicyHit(policy: "-", rule: "-", kind: "authorization", result: "deny"),
                                          outcome: .deny(status: 403, message: Self.rbacDenied), grpcStatus: a.isGRPC ? 7 : nil))
@@ -326,20 +345,35 @@ public final class PolicyEngine: Sendable {
         var best: RateLimitStatus?
         var entries: [GlobalEntry] = []
         var requests: [GlobalQuotaRequest] = []
-        for rl in rateLimits {
-            guard rl.applies(a, &cache) else {
-                trace?.add("policy: RateLimitPolicy \(rl.id): rules do not select this \(cache.isHTTP ? "request" : "connection")")
+        // Through the index, only the limits whose rules select the request are visited.
+        let mask = trace == nil ? applicableLimits(program, a, &cache) : nil
+        var pendingMask = mask ?? 0
+        var next = 0
+        while true {
+            let n: Int
+            if mask != nil {
+                if pendingMask == 0 { break }
+                n = pendingMask.trailingZeroBitCount
+                pendingMask &= pendingMask - 1
+            } else {
+                if next >= rateLimits.count { break }
+                n = next
+                next += 1
+                guard rateLimits[n].applies(program, a, &cache) else {
+                    trace?.add("policy: RateLimitPolicy \(rateLimits[n].id): rules do not select this \(cache.isHTTP ? "request" : "connection")")
+                    continue
+                }
+            }
+            let rl = rateLimits[n]
+            guard let (key, values, li) = rl.resolve(a, &cache) else {
+                trace?.add("policy: RateLimitPolicy \(rl.id): a descriptor attribute (\(rl.policy.descriptors.map { "\($0.attribute)" }.joined(separator: ", "))) is absent: not limited")
                 continue
             }
-            guard let (key, values, limit) = rl.resolve(a, &cache) else {
-                trace?.add("policy: RateLimitPolicy \(rl.id): a descriptor attribute (\(rl.descriptors.map { "\($0.attribute)" }.joined(separator: ", "))) is absent: not limited")
-                continue
-            }
+            let limit = rl.limits[li]
             if limit.unlimited {
                 trace?.add("policy: RateLimitPolicy \(rl.id) \(limit.label) for \(rl.describe(key: key, values: values)): unlimited")
                 continue
             }
-            let hit = PolicyHit(policy: rl.id, rule: limit.label, kind: "ratelimit", result: "allow")
             if rl.scope == .global {
                 let quotaKey = rl.globalKey(limit, key: key, values: values)
                 entries.append(GlobalEntry(policy: rl.id, rule: limit.label, shadow: rl.shadow, failureMode: rl.policy.failureMode, limit: limit.gcra,
@@ -354,7 +388,7 @@ public final class PolicyEngine: Sendable {
                 + (d.allowed ? "allows, \(d.remaining) remaining" : "refuses, retry after \(Self.seconds(d.retryAfter))"))
             if d.allowed {
                 if !rl.shadow && (best == nil || status.remaining < best!.remaining) { best = status }
-                rec.recordIfNothing(hit)
+                if rec.primary == nil { rec.recordIfNothing(PolicyHit(policy: rl.id, rule: limit.label, kind: "ratelimit", result: "allow")) }
             } else if rl.shadow {
                 rec.record(PolicyHit(policy: rl.id, rule: limit.label, kind: "ratelimit", result: "shadow_rate_limited"), rank: Recorder.shadowRateLimited)
                 rec.notes.append("shadow RateLimitPolicy \(rl.id) \(limit.label) would refuse \(rl.describe(key: key, values: values))")
@@ -370,6 +404,40 @@ public final class PolicyEngine: Sendable {
         v.rateLimit = best
         if entries.isEmpty { return .done(v) }
         return .needsGlobal(PendingGlobalCheck(requests: requests, entries: entries, partial: v, isGRPC: a.isGRPC))
+    }
+
+    /// Which rate limits (at most 64) select an HTTP request, through the index of their rules; nil: ask each.
+    func applicableLimits(_ program: MatchProgram, _ a: some AttributeSource, _ cache: inout AttributeCache) -> UInt64? {
+        guard let index = limitIndex, cache.isHTTP, rateLimits.count <= 64 else { return nil }
+        let rules = limitRules
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: index.words) { bits -> UInt64 in
+            index.candidates(bits, a, &cache)
+            var mask = limitsWithoutRules
+            for w in 0..<index.words {
+                var word = bits[w]
+                while word != 0 {
+                    let bit = word.trailingZeroBitCount
+                    word &= word - 1
+                    let e = rules[w * 64 + bit]
+                    let policyBit: UInt64 = 1 << UInt64(e.policy)
+                    if mask & policyBit == 0 && program.matches(rule: Int(e.rule), a, &cache, tcp: .ruleNeverMatches) { mask |= policyBit }
+                }
+            }
+            return mask
+        }
+    }
+
+    /// The first matching rule of a group: through its index when checking, policy by policy with a line
+    /// each when explaining.
+    @inline(__always)
+    func firstMatch(_ group: RuleGroup, _ action: String, _ program: MatchProgram, _ a: some AttributeSource, _ cache: inout AttributeCache,
+                    _ trace: Trace?) -> (AuthzPolicy, Int)? {
+        guard let trace else { return group.firstMatch(program, a, &cache).map { ($0.policy, $0.position) } }
+        for p in group.policies {
+            if let i = p.firstMatch(program, a, &cache) { return (p, i) }
+            trace.add("policy: \(action) \(p.id): \(p.rules.isEmpty ? (action == "ALLOW" ? "no rules (allow-nothing)" : "no rules") : "no rule matches")")
+        }
+        return nil
     }
 
     static func seconds(_ ns: UInt64) -> String {
@@ -388,7 +456,10 @@ public final class PolicyEngine: Sendable {
         var unavailable: PolicyHit?
         var degraded = false
         var rec = Recorder()
-        if v.policy != "-" { rec.primary = PolicyHit(policy: v.policy, rule: v.rule, kind: v.kind, result: v.result); rec.rank = Self.rank(of: v.result) }
+        if v.policy != "-" {
+            rec.primary = PolicyHit(policy: v.policy, rule: v.rule, kind: v.kind, result: v.result)
+            rec.rank = v.kind == "ratelimit" && v.result == "allow" ? 1 : Self.rank(of: v.result)
+        }
         rec.hits = v.hits
         rec.notes = v.notes
         for (i, e) in pending.entries.enumerated() {

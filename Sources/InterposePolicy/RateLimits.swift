@@ -24,23 +24,29 @@ struct CompiledLimit: Sendable {
 final class CompiledRateLimit: Sendable {
     let id: String
     let policy: RateLimitPolicy
-    let rules: [MatchRule]
-    let descriptors: [RateLimitDescriptor]
-    let base: CompiledLimit
-    /// Descriptor index and value pairs that must all be equal, with their limit; the first match wins.
-    let overrides: [(values: [(Int, String)], limit: CompiledLimit)]
+    /// Rule indices in the engine's program.
+    let rules: [Int]
+    let descriptors: [AttrRef]
+    /// `limit` first, then the overrides' limits.
+    let limits: [CompiledLimit]
+    /// Descriptor index and value pairs that must all be equal, with the index of their limit; the first match wins.
+    let overrides: [(values: [(Int, String)], limit: Int)]
+    /// The ordinal of its first rule in the engine's index of rate-limit rules.
+    let firstOrdinal: Int
     /// Local buckets (scope Local), or the Local fallback buckets of a Global limit.
     let limiter: LocalLimiter
 
-    init(_ p: RateLimitPolicy, limiter: LocalLimiter) {
+    init(_ p: RateLimitPolicy, limiter: LocalLimiter, program: ProgramBuilder, firstOrdinal: Int) {
+        self.firstOrdinal = firstOrdinal
         id = p.id
         policy = p
-        rules = p.rules.enumerated().map { MatchRule($0.element, label: String($0.offset)) }
-        descriptors = p.descriptors
-        base = CompiledLimit(label: "default", amount: p.limit, expectedProxies: p.expectedProxies)
+        rules = p.rules.map { program.add($0) }
+        descriptors = p.descriptors.map { program.ref($0.attribute) }
+        limits = [CompiledLimit(label: "default", amount: p.limit, expectedProxies: p.expectedProxies)]
+            + p.overrides.enumerated().map { i, o in CompiledLimit(label: "override-\(i)", amount: o.limit, expectedProxies: p.expectedProxies) }
         overrides = p.overrides.enumerated().map { i, o in
             let pairs = o.values.sorted { $0.key < $1.key }.compactMap { k, v in p.descriptors.firstIndex { $0.key == k }.map { ($0, v) } }
-            return (pairs, CompiledLimit(label: "override-\(i)", amount: o.limit, expectedProxies: p.expectedProxies))
+            return (pairs, i + 1)
         }
         self.limiter = limiter
     }
@@ -50,32 +56,32 @@ final class CompiledRateLimit: Sendable {
 
     /// The policy's rules select the request (no rules: every request). HTTP-only fields never match a
     /// TCP connection (as in an ALLOW rule).
-    func applies(_ a: some AttributeSource, _ cache: inout AttributeCache) -> Bool {
+    func applies(_ program: MatchProgram, _ a: some AttributeSource, _ cache: inout AttributeCache) -> Bool {
         if rules.isEmpty { return true }
-        for r in rules where r.matches(a, &cache, tcp: .ruleNeverMatches) { return true }
+        for r in rules where program.matches(rule: r, a, &cache, tcp: .ruleNeverMatches) { return true }
         return false
     }
 
     /// The descriptor's values (nil when an attribute is absent: Envoy then sends no descriptor, so the
     /// request is not limited by this policy), the local bucket key and the limit that applies.
-    func resolve(_ a: some AttributeSource, _ cache: inout AttributeCache) -> (key: String, values: [String]?, limit: CompiledLimit)? {
+    func resolve(_ a: some AttributeSource, _ cache: inout AttributeCache) -> (key: String, values: [String]?, limit: Int)? {
         switch descriptors.count {
         case 0:
-            return ("", nil, base)
+            return ("", nil, 0)
         case 1:
-            guard let v = cache.string(descriptors[0].attribute, a) else { return nil }
+            guard let v = cache.string(descriptors[0], a) else { return nil }
             for o in overrides where o.values.allSatisfy({ $0.1 == v }) { return (v, nil, o.limit) }
-            return (v, nil, base)
+            return (v, nil, 0)
         default:
             var values: [String] = []
             values.reserveCapacity(descriptors.count)
             for d in descriptors {
-                guard let v = cache.string(d.attribute, a) else { return nil }
+                guard let v = cache.string(d, a) else { return nil }
                 values.append(v)
             }
             let key = values.joined(separator: "\u{1F}")
             for o in overrides where o.values.allSatisfy({ values[$0.0] == $0.1 }) { return (key, values, o.limit) }
-            return (key, values, base)
+            return (key, values, 0)
         }
     }
 
@@ -89,7 +95,7 @@ final class CompiledRateLimit: Sendable {
     func describe(key: String, values: [String]?) -> String {
         if descriptors.isEmpty { return "(no descriptor: one quota for every request)" }
         let vs = values ?? [key]
-        return zip(descriptors, vs).map { "\($0.key)=\($1)" }.joined(separator: ", ")
+        return zip(policy.descriptors, vs).map { "\($0.key)=\($1)" }.joined(separator: ", ")
     }
 }
 

@@ -207,16 +207,18 @@ public final class ValueListStore: Sendable {
 struct ListProvider: Sendable {
     let id: String
     let slot: ListSlot
-    let attribute: PolicyAttribute
+    let attributeName: PolicyAttribute
+    let attribute: AttrRef
     let blacklist: Bool
     let status: Int
     let message: String
     let grpcStatus: Int
 
-    init(list: ValueList, check: ValueListCheck, slot: ListSlot) {
+    init(list: ValueList, check: ValueListCheck, slot: ListSlot, attribute: AttrRef) {
         id = list.id
         self.slot = slot
-        attribute = check.attribute
+        attributeName = check.attribute
+        self.attribute = attribute
         blacklist = list.blacklist
         status = check.status
         message = check.message ?? "\(check.attribute) is \(list.blacklist ? "blacklisted" : "not whitelisted")"
@@ -226,7 +228,7 @@ struct ListProvider: Sendable {
     /// Whether the value is on the list, nil when the attribute is absent.
     func lookup(_ a: some AttributeSource, _ cache: inout AttributeCache) -> (found: Bool, value: String?)? {
         let entries = slot.entries
-        if attribute.valueKind == .address {
+        if attribute.isAddress {
             guard let addr = cache.address(attribute, a) else { return nil }
             return (entries.contains(addr), nil)
         }

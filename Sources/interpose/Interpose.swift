@@ -123,7 +123,7 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let b = try loadOrFail(path)
-        print("\(path): valid: \(b.serviceEntries.count) ServiceEntry, \(b.virtualServices.count) VirtualService, \(b.destinationRules.count) DestinationRule, \(b.sidecars.count) Sidecar, \(b.flowPolicies.count) FlowPolicy\(b.warnings.isEmpty ? "" : ", \(b.warnings.count) warning(s)")")
+        print("\(path): valid: \(b.serviceEntries.count) ServiceEntry, \(b.virtualServices.count) VirtualService, \(b.destinationRules.count) DestinationRule, \(b.sidecars.count) Sidecar, \(b.flowPolicies.count) FlowPolicy, \(b.authorizationPolicies.count) AuthorizationPolicy, \(b.valueLists.count) ValueList, \(b.deniers.count) Denier, \(b.rateLimitPolicies.count) RateLimitPolicy\(b.warnings.isEmpty ? "" : ", \(b.warnings.count) warning(s)")")
     }
 }
 
@@ -198,7 +198,7 @@ struct Explain: ParsableCommand {
             print("policy:    none configured (allowed)")
         } else {
             print("policy:")
-            for line in engine.explain(attributes, now: 0) { print("  - \(line)") }
+            for line in engine.explain(attributes, now: 0) { print("  - \(line.hasPrefix("policy: ") ? String(line.dropFirst(8)) : line)") }
         }
     }
 }

@@ -124,10 +124,17 @@ struct PolicyTests {
         #expect(denied.hasPrefix("HTTP/1.1 403"), "\(denied)")
         #expect(denied.hasSuffix("RBAC: access denied"), "\(denied)")
         #expect(get(t, path: "/admin/users", count: 5) == ["403 flag=UAEX": 5])
+        // gRPC clients read the status from grpc-status: HTTP 200 with grpc-status 7 (PERMISSION_DENIED).
+        let grpc = raw(t, path: "/admin/users", headers: ["content-type: application/grpc"])
+        #expect(grpc.hasPrefix("HTTP/1.1 200") && header(grpc, "grpc-status") == "7", "\(grpc)")
         #expect(get(t, path: "/products", count: 5) == ["200 v1": 5])
         #expect(get(t, path: "/administrator", count: 1) == ["200 v1": 1], "a prefix match ends at the /")
         let text = metrics(t)
-        #expect(metric(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 6)
+        #expect(metric(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 7)
+        // explain shows the same decision for the same request.
+        let explained = t.run(t.app, [Binaries.proxy, "explain", "--config", (p.configFile as NSString).deletingLastPathComponent,
+                                      "GET http://reviews:9080/admin/users"]).stdout
+        #expect(explained.contains("policy:") && explained.contains("test/deny-admin") && explained.lowercased().contains("deny"), "\(explained)")
         // The access log names the policy and rule that decided.
         let log = (try? String(contentsOfFile: p.log, encoding: .utf8)) ?? ""
         #expect(log.split(separator: "\n").contains { $0.contains("\"GET /admin/users HTTP/1.1\" 403 UAEX") && $0.contains("policy=test/deny-admin rule=0") }, "\(log)")

@@ -38,7 +38,9 @@ struct ExampleTests {
         let curl = engine.verdict(Req.http("GET", "/products", headers: ["user-agent": "curl/8.5.0"]))
         #expect(curl.outcome == .allow && curl.result == "dry_run_deny" && curl.policy == "shop/trial-deny-curl")
 
-        #expect(!engine.allows(Req.tcp(from: "10.1.2.3")))
+        let internalTCP = engine.verdict(Req.tcp(from: "10.1.2.3"))
+        #expect(internalTCP.outcome == .deny(status: 403, message: "RBAC: access denied") && internalTCP.policy == "-")
+        #expect(engine.verdict(Req.tcp(from: "192.0.2.10")).policy == "shop/deny-admin")
     }
 
     @Test func lists() throws {

@@ -17,7 +17,7 @@ extension RedisIntegration {
                 let client = RedisClient.forTest(server, on: group.next())
                 try await preload(client)
                 let leased = LeasedGlobalQuota(quota: GlobalQuota(client: client), batch: 4, maxHold: .seconds(10))
-                let request = GlobalQuotaRequest(key: testKey("lease"), limit: 10, period: 60, burst: 9)
+                let request = GlobalQuotaRequest(key: testKey("lease"), limit: 10, period: 86_400, burst: 9)
                 let before = client.counters.commands
                 var answers: [GlobalQuotaAnswer] = []
                 for _ in 0..<11 { answers.append(try await leased.take(request).get()) }
@@ -36,7 +36,7 @@ extension RedisIntegration {
                 let client = RedisClient.forTest(server, on: group.next())
                 try await preload(client)
                 let leased = LeasedGlobalQuota(quota: GlobalQuota(client: client), batch: 4, maxHold: .seconds(10))
-                let request = GlobalQuotaRequest(key: testKey("concurrent"), limit: 100, period: 60, burst: 99)
+                let request = GlobalQuotaRequest(key: testKey("concurrent"), limit: 100, period: 86_400, burst: 99)
                 let before = client.counters.commands
                 let answers = try await client.eventLoop.flatSubmit {
                     EventLoopFuture.whenAllSucceed((0..<6).map { _ in leased.take(request) }, on: client.eventLoop)
@@ -58,7 +58,7 @@ extension RedisIntegration {
                 let a = LeasedGlobalQuota(quota: GlobalQuota(client: RedisClient.forTest(server, on: group.next())), batch: 3, maxHold: .seconds(10))
                 let b = LeasedGlobalQuota(quota: GlobalQuota(client: RedisClient.forTest(server, on: other.next())), batch: 3, maxHold: .seconds(10))
                 try await preload(a.quota.client)
-                let request = GlobalQuotaRequest(key: testKey("lease-shared"), limit: 10, period: 60, burst: 9)
+                let request = GlobalQuotaRequest(key: testKey("lease-shared"), limit: 10, period: 86_400, burst: 9)
                 async let fromA = a.eventLoop.flatSubmit {
                     EventLoopFuture.whenAllSucceed((0..<8).map { _ in a.take(request) }, on: a.eventLoop)
                 }.get()
@@ -82,7 +82,7 @@ extension RedisIntegration {
                 let client = RedisClient.forTest(server, on: group.next())
                 try await preload(client)
                 let leased = LeasedGlobalQuota(quota: GlobalQuota(client: client), batch: 4, maxHold: .milliseconds(30))
-                let request = GlobalQuotaRequest(key: testKey("expiry"), limit: 100, period: 60, burst: 99)
+                let request = GlobalQuotaRequest(key: testKey("expiry"), limit: 100, period: 86_400, burst: 99)
                 let before = client.counters.commands
                 #expect(try await leased.take(request).get().allowed == true)
                 try await Task.sleep(for: .milliseconds(60))
