@@ -14,7 +14,9 @@ public enum PolicyBenchmark {
     }
 
     /// The same config as YAML.
-    public static func benchmarkYAML(authorizationRules: Int, rateLimits: Int) -> String {
+    /// `selectedPath`: the paths the first two rate limits select; `firstDescriptor`: the first one's descriptor.
+    public static func benchmarkYAML(authorizationRules: Int, rateLimits: Int, selectedPath: String = "/api/*",
+                                     firstDescriptor: String = "request.headers[x-user]") -> String {
         let total = max(1, authorizationRules)
         let denyRules = max(1, total / 10)
         let allowRules = total - denyRules
@@ -61,8 +63,8 @@ public enum PolicyBenchmark {
             policy += 1
         }
         for i in 0..<max(0, rateLimits) {
-            let descriptor = i == 1 ? "source.ip" : "request.headers[x-user]"
-            let paths = i < 2 ? "\"/api/*\"" : "\"/other/\(i)/*\""
+            let descriptor = i == 1 ? "source.ip" : firstDescriptor
+            let paths = i < 2 ? "\"\(selectedPath)\"" : "\"/other/\(i)/*\""
             docs.append("""
             apiVersion: interpose.dev/v1alpha1
             kind: RateLimitPolicy

@@ -36,9 +36,11 @@ func nanosPerCheck(_ engine: PolicyEngine, _ source: some AttributeSource, itera
 /// benchmark's plain `GET /` from `sourceCIDR` is allowed only by the very last ALLOW rule: every
 /// rule is evaluated, and the two rate limits that select it (per source address) never refuse.
 func benchmarkYAML(rules: Int, limits: Int, sourceCIDR: String) -> String {
-    let generic = PolicyBenchmark.benchmarkYAML(authorizationRules: max(2, rules) - 1, rateLimits: 0)
-    var docs = [generic]
-    docs.append("""
+    // PolicyBenchmark's rules (all but one) and limits, with the limits selecting every path by source
+    // address, then the one ALLOW rule that admits the load generator's plain GET.
+    let generic = PolicyBenchmark.benchmarkYAML(authorizationRules: max(2, rules) - 1, rateLimits: limits,
+                                                selectedPath: "/*", firstDescriptor: "source.ip")
+    return generic + "---\n" + """
     apiVersion: security.istio.io/v1
     kind: AuthorizationPolicy
     metadata: {name: bench-allow-last, namespace: bench}
@@ -49,21 +51,7 @@ func benchmarkYAML(rules: Int, limits: Int, sourceCIDR: String) -> String {
         to: [{operation: {methods: [GET, HEAD], paths: ["/*"]}}]
         when: [{key: "request.headers[host]", values: ["*"]}]
 
-    """)
-    for i in 0..<max(0, limits) {
-        let paths = i < 2 ? "\"/*\"" : "\"/other/\(i)/*\""
-        docs.append("""
-        apiVersion: interpose.dev/v1alpha1
-        kind: RateLimitPolicy
-        metadata: {name: bench-limit-\(i), namespace: bench}
-        spec:
-          rules: [{to: [{operation: {paths: [\(paths)]}}]}]
-          descriptors: [{key: client, attribute: source.ip}]
-          limit: {requestsPerUnit: 1000000000, unit: SECOND}
-
-        """)
-    }
-    return docs.joined(separator: "---\n")
+    """
 }
 
 switch mode {

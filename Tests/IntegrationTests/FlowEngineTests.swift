@@ -70,15 +70,8 @@ struct FlowEngineTests {
         throw Topology.Failure(description: "interpose did not become ready: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
-    func metrics(_ t: Topology) -> String {
-        t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
-    }
 
     /// The sum of a metric's samples whose line contains every fragment.
-    func metric(_ text: String, _ name: String, _ fragments: String...) -> Double {
-        text.split(separator: "\n").filter { $0.hasPrefix(name) && fragments.allSatisfy($0.contains) }
-            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
-    }
 
     func timedDial(_ t: Topology, _ address: String, source: String? = nil, timeoutMs: Int = 2000) -> (answer: Answer?, status: Int32, seconds: Double) {
         let start = Date()
@@ -90,7 +83,7 @@ struct FlowEngineTests {
         let t = try Topology()
         defer { t.destroy() }
         _ = try setUp(t)
-        let before = metric(metrics(t), "istio_tcp_connections_opened_total")
+        let before = metricValue(t.metrics(), "istio_tcp_connections_opened_total")
 
         let reset = timedDial(t, "\(t.peerV4):7001", timeoutMs: 3000)
         #expect(reset.answer == nil && reset.status == 1, "deny RESET: connection refused at once, status \(reset.status)")
@@ -106,12 +99,12 @@ struct FlowEngineTests {
 
         let through = timedDial(t, "\(t.peerV4):7000")
         #expect(through.answer?.name == "server")
-        let text = metrics(t)
-        #expect(metric(text, "istio_tcp_connections_opened_total") == before + 2, "only the allowed flows reached the proxy")
-        #expect(metric(text, "interpose_flow_verdicts_total", "action=\"deny_reset\"", "rule=\"deny-reset\"") >= 1)
-        #expect(metric(text, "interpose_flow_verdicts_total", "action=\"deny_drop\"", "rule=\"deny-drop\"") >= 1)
-        #expect(metric(text, "interpose_flow_verdicts_total", "action=\"proxy\"", "policy=\"-\"") >= 1)
-        #expect(metric(text, "interpose_flow_decision_seconds_count") >= 3)
+        let text = t.metrics()
+        #expect(metricValue(text, "istio_tcp_connections_opened_total") == before + 2, "only the allowed flows reached the proxy")
+        #expect(metricValue(text, "interpose_flow_verdicts_total", "action=\"deny_reset\"", "rule=\"deny-reset\"") >= 1)
+        #expect(metricValue(text, "interpose_flow_verdicts_total", "action=\"deny_drop\"", "rule=\"deny-drop\"") >= 1)
+        #expect(metricValue(text, "interpose_flow_verdicts_total", "action=\"proxy\"", "policy=\"-\"") >= 1)
+        #expect(metricValue(text, "interpose_flow_decision_seconds_count") >= 3)
         #expect(text.contains("interpose_flow_queue_dropped{queue=\"3\"}"), "kernel queue counters are exported")
     }
 
@@ -119,17 +112,17 @@ struct FlowEngineTests {
         let t = try Topology()
         defer { t.destroy() }
         _ = try setUp(t)
-        let before = metric(metrics(t), "istio_tcp_connections_opened_total")
+        let before = metricValue(t.metrics(), "istio_tcp_connections_opened_total")
         let bypass = timedDial(t, "\(t.peerV4):7003", source: "\(t.appV4):41003")
         #expect(bypass.answer?.peer == "\(t.appV4):41003", "the server sees the application's own source port")
-        let afterBypass = metrics(t)
-        #expect(metric(afterBypass, "istio_tcp_connections_opened_total") == before, "the proxy's counters did not move")
-        #expect(metric(afterBypass, "interpose_flow_verdicts_total", "action=\"bypass\"", "rule=\"bypass\"") == 1)
+        let afterBypass = t.metrics()
+        #expect(metricValue(afterBypass, "istio_tcp_connections_opened_total") == before, "the proxy's counters did not move")
+        #expect(metricValue(afterBypass, "interpose_flow_verdicts_total", "action=\"bypass\"", "rule=\"bypass\"") == 1)
 
         let proxied = timedDial(t, "\(t.peerV4):7000", source: "\(t.appV4):41000")
         #expect(proxied.answer?.name == "server")
         #expect(proxied.answer?.peer != "\(t.appV4):41000", "a proxied flow reaches the server from the proxy's own socket")
-        #expect(metric(metrics(t), "istio_tcp_connections_opened_total") == before + 1)
+        #expect(metricValue(t.metrics(), "istio_tcp_connections_opened_total") == before + 1)
     }
 
     @Test func aPerSourceRateLimitRefusesTheNextNewFlow() throws {
@@ -148,7 +141,7 @@ struct FlowEngineTests {
         let elapsed = Date().timeIntervalSince(start)
         #expect(elapsed < 1.0, "the four connections were made within a second (\(elapsed)s)")
         #expect(outcomes == [true, true, true, false], "\(outcomes)")
-        #expect(metric(metrics(t), "interpose_flow_verdicts_total", "rule=\"three-per-second\"", "rate_limited=\"true\"") == 1)
+        #expect(metricValue(t.metrics(), "interpose_flow_verdicts_total", "rule=\"three-per-second\"", "rate_limited=\"true\"") == 1)
         // The bucket refills: after a second the source may connect again.
         usleep(1_100_000)
         #expect(timedDial(t, "\(t.peerV4):7004").answer?.name == "server")

@@ -88,14 +88,7 @@ struct PolicyTests {
         return t.run(ns ?? t.app, ["bash", "-c", script], uid: 1000).stdout
     }
 
-    func metrics(_ t: Topology, ns: String? = nil) -> String {
-        t.run(ns ?? t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
-    }
 
-    func metric(_ text: String, _ name: String, _ fragments: String...) -> Double {
-        text.split(separator: "\n").filter { $0.hasPrefix(name) && fragments.allSatisfy($0.contains) }
-            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
-    }
 
     func header(_ response: String, _ name: String) -> String? {
         response.split(separator: "\r\n").first { $0.lowercased().hasPrefix(name + ":") }
@@ -129,8 +122,8 @@ struct PolicyTests {
         #expect(grpc.hasPrefix("HTTP/1.1 200") && header(grpc, "grpc-status") == "7", "\(grpc)")
         #expect(get(t, path: "/products", count: 5) == ["200 v1": 5])
         #expect(get(t, path: "/administrator", count: 1) == ["200 v1": 1], "a prefix match ends at the /")
-        let text = metrics(t)
-        #expect(metric(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 7)
+        let text = t.metrics()
+        #expect(metricValue(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 7)
         // explain shows the same decision for the same request.
         let explained = t.run(t.app, [Binaries.proxy, "explain", "--config", (p.configFile as NSString).deletingLastPathComponent,
                                       "GET http://reviews:9080/admin/users"]).stdout
@@ -186,11 +179,11 @@ struct PolicyTests {
         var failures = 0.0
         for _ in 0..<30 where failures == 0 {
             usleep(200_000)
-            failures = metric(metrics(t), "interpose_value_list_refresh_failures_total", "list=\"test/blocked-sources\"")
+            failures = metricValue(t.metrics(), "interpose_value_list_refresh_failures_total", "list=\"test/blocked-sources\"")
         }
         #expect(failures >= 1)
         #expect(dial(from: t.peerV4Extra) == nil, "the last good list is still in force")
-        #expect(metric(metrics(t), "interpose_policy_decisions_total", "policy=\"test/block-listed\"") >= 3)
+        #expect(metricValue(t.metrics(), "interpose_policy_decisions_total", "policy=\"test/block-listed\"") >= 3)
         _ = p
     }
 
@@ -292,7 +285,7 @@ struct PolicyTests {
         let elapsed = Date().timeIntervalSince(start)
         #expect(down == ["503 flag=RLSE": 10], "\(down)")
         #expect(elapsed < 3, "ten requests with Redis down took \(elapsed)s: each waits at most the command timeout")
-        #expect(metric(metrics(t), "interpose_policy_degraded_decisions_total") >= 10)
+        #expect(metricValue(t.metrics(), "interpose_policy_degraded_decisions_total") >= 10)
 
         // Redis back (empty): after the circuit's cooldown, counting resumes in Redis.
         redis = try startRedis(t)

@@ -127,9 +127,6 @@ struct ProxyTests {
         return tally
     }
 
-    func metrics(_ t: Topology) -> String {
-        t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
-    }
 
     @Test func weightedSplitSpreadsOneKeepAliveConnectionOverTheSubsets() throws {
         let t = try Topology()
@@ -193,7 +190,7 @@ struct ProxyTests {
         #expect(get(t, "10.233.1.2:9081", host: "elsewhere.example") == ["502 -": 1])
         let tcp = t.run(t.app, [Binaries.netcheck, "dial", "10.233.1.2:7000", "--timeout-ms", "1500"], uid: 1000)
         #expect(!tcp.succeeded, "REGISTRY_ONLY closes TCP to unknown destinations")
-        #expect(metrics(t).contains("destination_service=\"BlackHoleCluster\""))
+        #expect(t.metrics().contains("destination_service=\"BlackHoleCluster\""))
 
         let open = try Topology()
         defer { open.destroy() }
@@ -207,7 +204,7 @@ struct ProxyTests {
         #expect(banner.answer?.peerHost == open.appV4)
         // The bytes relayed from the server are counted when the relay ends (recorded once both sides close).
         usleep(300_000)
-        let sentLine = metrics(open).split(separator: "\n").first { $0.hasPrefix("istio_tcp_sent_bytes_total") && $0.contains("PassthroughCluster") }
+        let sentLine = open.metrics().split(separator: "\n").first { $0.hasPrefix("istio_tcp_sent_bytes_total") && $0.contains("PassthroughCluster") }
         #expect(sentLine.map { !$0.hasSuffix(" 0") } == true, "\(sentLine.map(String.init) ?? "no istio_tcp_sent_bytes_total line")")
     }
 
@@ -323,7 +320,7 @@ struct ProxyTests {
             .write(toFile: m.configFile, atomically: true, encoding: .utf8)
         usleep(800_000)
         #expect(get(t, count: 5) == ["200 v2": 5])
-        #expect(metrics(t).contains("interpose_config_reloads_total{result=\"failure\"} 1"))
+        #expect(t.metrics().contains("interpose_config_reloads_total{result=\"failure\"} 1"))
         let log = (try? String(contentsOfFile: m.log, encoding: .utf8)) ?? ""
         #expect(log.contains("config refused") && log.contains("spec.http[0].route[0].weight"), "\(log)")
     }
@@ -337,7 +334,7 @@ struct ProxyTests {
         #expect(dump.contains("200"))
         let clusters = t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15000; printf 'GET /clusters HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
         #expect(clusters.contains("outbound|9080|v2|reviews"), "\(clusters)")
-        let text = metrics(t)
+        let text = t.metrics()
         #expect(text.contains("istio_requests_total{reporter=\"source\""))
         #expect(text.contains("destination_version=\"v2\""))
         #expect(text.contains("response_code=\"200\""))

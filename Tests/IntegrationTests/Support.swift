@@ -229,3 +229,16 @@ func expectSameSnapshot(_ actual: String, _ expected: String, _ what: String, so
     let d = LineDiff.diff(expected: expected.split(separator: "\n").map(String.init), actual: actual.split(separator: "\n").map(String.init))
     #expect(d.isEmpty, "\(what) (- before, + now):\n\(d.joined(separator: "\n"))", sourceLocation: sourceLocation)
 }
+
+extension Topology {
+    /// The proxy's Prometheus text from :15090 inside a namespace (the app's by default).
+    func metrics(_ ns: String? = nil) -> String {
+        run(ns ?? app, ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /stats/prometheus HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 2 cat <&3"]).stdout
+    }
+}
+
+/// The sum of a metric's samples whose line contains every fragment (0 when none).
+func metricValue(_ text: String, _ name: String, _ fragments: String...) -> Double {
+    text.split(separator: "\n").filter { $0.hasPrefix(name) && fragments.allSatisfy($0.contains) }
+        .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+}
