@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 source scripts/lib.sh
+source bench/lib.sh
 interpose_check_swift
 DOC=${BENCH_DOC-docs/benchmarks.md}
 ITER=${BENCH_POLICY_ITERATIONS:-2000000}
@@ -29,7 +30,6 @@ say "building interpose-policy-bench (release)"
 swift build "${build_args[@]}" --product interpose-policy-bench >/dev/null || die "swift build --product interpose-policy-bench failed"
 BIN="$(swift build "${build_args[@]}" --show-bin-path)"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else print a[int((NR + 1) / 2)] }'; }
 empty=(); fixed=(); lazy=()
 for r in $(seq "$REPEAT"); do
   out=$("$BIN/interpose-policy-bench" micro --rules 100 --limits 10 --iterations "$ITER")
@@ -79,15 +79,5 @@ RES=$(mktemp)
   echo "The proxy's CPU per request grew by $CPU_ADDED µs with policy on (wrk's measurement, which includes noise of a few µs between runs)."
 } >"$RES"
 cat "$RES"
-if [ -n "$DOC" ]; then
-  if grep -q '<!-- bench:policy:begin -->' "$DOC" && grep -q '<!-- bench:policy:end -->' "$DOC"; then
-    awk -v f="$RES" '
-      /<!-- bench:policy:begin -->/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
-      /<!-- bench:policy:end -->/ { skip = 0 }
-      !skip { print }' "$DOC" >"$DOC.tmp" && mv "$DOC.tmp" "$DOC"
-  else
-    { echo; echo "## Policy check (per request)"; echo; echo "<!-- bench:policy:begin -->"; cat "$RES"; echo "<!-- bench:policy:end -->"; } >>"$DOC"
-  fi
-  say "results written to $DOC"
-fi
+[ -n "$DOC" ] && doc_section "$DOC" policy "$RES" "Policy check (per request)"
 rm -f "$RES"

@@ -53,6 +53,8 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 # shellcheck source=../scripts/lib.sh
 source scripts/lib.sh
+source bench/lib.sh
+WAITED_TOTAL=0
 
 CONFIGS=${BENCH_CONFIGS:-"direct interpose haproxy nginx haproxy-tcp"}
 RUNS=${BENCH_RUNS:-3}
@@ -68,7 +70,6 @@ PROXY_CPU=${BENCH_PROXY_CPU:-1}
 WAIT_QUIET=${BENCH_WAIT_QUIET:-900}
 DOC=${BENCH_DOC-docs/benchmarks.md}
 COMMAND_LINE="bench/run.sh${*:+ $*}"
-shell_word() { case "$1" in *[!A-Za-z0-9_./:=,+-]* | '') printf "'%s'" "${1//\'/\'\\\'\'}" ;; *) printf '%s' "$1" ;; esac; }
 for v in $(compgen -e | grep '^BENCH_' || true); do COMMAND_LINE="$v=$(shell_word "${!v}") $COMMAND_LINE"; done
 
 APP=ipbench-app
@@ -110,46 +111,10 @@ install_bench_packages() {
 }
 
 # ---------------------------------------------------------------- helpers
-median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{a[NR]=$1} END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 # utime and stime (fields 14 and 15) of a process (all its threads), in clock ticks: "USER SYS".
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 mb() { awk -v kb="${1:-}" 'BEGIN { if (kb == "" || kb == "n/a") print "n/a"; else printf "%.1f", kb / 1024 }'; }
-# Percent of all CPUs busy over $1 seconds (from /proc/stat).
-cpu_busy_pct() {
-  local _c u n s i w q sq st rest t1 i1 t2 i2
-  read -r _c u n s i w q sq st rest </proc/stat; t1=$((u + n + s + i + w + q + sq + st)); i1=$((i + w))
-  sleep "$1"
-  read -r _c u n s i w q sq st rest </proc/stat; t2=$((u + n + s + i + w + q + sq + st)); i2=$((i + w))
-  echo $(( (100 * ((t2 - t1) - (i2 - i1))) / (t2 - t1 > 0 ? t2 - t1 : 1) ))
-}
-others_busy() { # a Swift build or test of someone else (process names are matched one by one)
-  local n
-  for n in swift-build swift-frontend swiftc swift-driver swift-test; do
-    pgrep -x "$n" >/dev/null 2>&1 && return 0
-  done
-  pgrep -f '\.xctest' >/dev/null 2>&1
-}
-# Waits (bounded) until no Swift build or test of someone else runs and the machine is mostly idle.
-# Sets LAST_BUSY (CPU % busy over the last 2 s sample) and QUIET_NOTE.
-wait_quiet() {
-  local waited=0 busy
-  while :; do
-    busy=$(cpu_busy_pct 2)
-    if ! others_busy && [ "$busy" -lt 25 ]; then break; fi
-    if [ "$waited" -ge "$WAIT_QUIET" ]; then
-      say "still busy after ${WAIT_QUIET}s (CPU ${busy}%, build or test running: $(others_busy && echo yes || echo no)): measuring anyway"
-      QUIET_NOTE="not quiet: waited ${WAIT_QUIET}s and measured with the machine ${busy}% busy"
-      LAST_BUSY=$busy
-      return 0
-    fi
-    [ $((waited % 30)) -eq 0 ] && say "waiting for the machine to be quiet (CPU ${busy}% busy; a Swift build or test running: $(others_busy && echo yes || echo no))"
-    sleep 3; waited=$((waited + 5))
-  done
-  LAST_BUSY=$busy
-  QUIET_NOTE="quiet after waiting ${waited}s (CPU ${busy}% busy just before)"
-}
-
 as_uid() { local uid=$1; shift; setpriv --reuid "$uid" --regid "$uid" --clear-groups "$@"; }
 in_app() { ip netns exec "$APP" "$@"; }
 
@@ -220,23 +185,10 @@ else
   BUILD_NOTE="built here (swift build -c release)"
 fi
 for b in interpose interpose-init interpose-netcheck; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
-if [ -n "${BENCH_LABEL:-}" ]; then
-  SOURCE_NOTE="$BENCH_LABEL"
-elif [ -n "${BENCH_BIN:-}" ]; then
-  SOURCE_NOTE="binaries from $BENCH_BIN"
-elif git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-  SOURCE_NOTE="$(git -C "$ROOT" rev-parse --short HEAD)"
-  if [ -n "$(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null)" ]; then SOURCE_NOTE="$SOURCE_NOTE with uncommitted changes in Sources/"; fi
-else
-  SOURCE_NOTE="not a git checkout"
-fi
+SOURCE_NOTE=$(source_note "$ROOT")
 
 # One run at a time: two runs would measure each other and delete each other's namespaces.
-exec 9>/tmp/interpose-bench.lock
-if ! flock -n 9; then
-  say "another bench/run.sh is running: waiting for it (up to ${WAIT_QUIET}s)"
-  flock -w "$WAIT_QUIET" 9 || die "another bench/run.sh still holds /tmp/interpose-bench.lock"
-fi
+take_bench_lock
 
 WORK="$(mktemp -d /tmp/interpose-bench.XXXXXX)"
 chmod 755 "$WORK"
@@ -457,10 +409,6 @@ label() {
     *) echo "$1" ;;
   esac
 }
-ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
-verdict() { # value op limit
-  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v == "n/a") { print "n/a"; exit } ok = (op == ">=" ? v >= l : v <= l); print (ok ? "met" : "**missed**") }'
-}
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 RES="$WORK/results.md"
@@ -523,15 +471,6 @@ cat "$RES"
 cp "$RES" "$WORK/logs/results.md"
 
 if [ -n "$DOC" ]; then
-  if [ -f "$DOC" ] && grep -q '<!-- bench:results:begin -->' "$DOC" && grep -q '<!-- bench:results:end -->' "$DOC"; then
-    awk -v f="$RES" '
-      /<!-- bench:results:begin -->/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
-      /<!-- bench:results:end -->/ { skip = 0 }
-      !skip' "$DOC" >"$WORK/doc.new"
-    cat "$WORK/doc.new" >"$DOC"
-  else
-    { [ -f "$DOC" ] || echo "# Benchmarks"; echo; echo "<!-- bench:results:begin -->"; cat "$RES"; echo "<!-- bench:results:end -->"; } >>"$DOC"
-  fi
   echo
-  say "results written to $DOC (between the bench:results markers)"
+  doc_section "$DOC" results "$RES"
 fi

@@ -115,8 +115,10 @@ struct ConnectionDispatcher {
                                                     destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: cluster?.key.subset ?? "unknown",
                                                     protocolName: "tcp", responseCode: 0, flags: "")
             let orig = env.originalDestination
-            let attributes = RequestAttributes(head: nil, client: env.client, workload: store.table.proxy, outbound: true,
+            var attributes = RequestAttributes(head: nil, client: env.client, workload: store.table.proxy, outbound: true,
                                                service: cluster?.key.host ?? orig?.ipAddress, port: orig?.port.map { UInt16($0) }, cluster: cluster)
+            attributes.originalDestination = orig
+            attributes.serverName = serverName
             admit(ctx, env: env, attributes) {
                 self.relay(ctx, to: host, port: port, source: nil, timeout: cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout,
                            idle: cluster?.tcpIdleTimeout ?? 3600, firstBytes: firstBytes, labels: labels, env: env)
@@ -150,8 +152,9 @@ struct ConnectionDispatcher {
                                                 destinationName: env.store.table.proxy.workloadName, destinationNamespace: env.store.table.proxy.namespace,
                                                 destinationVersion: env.store.table.proxy.labels["version"] ?? "unknown", protocolName: "tcp", responseCode: 0, flags: "")
         let proxy = store.table.proxy
-        let attributes = RequestAttributes(head: nil, client: env.client, workload: proxy, outbound: false,
+        var attributes = RequestAttributes(head: nil, client: env.client, workload: proxy, outbound: false,
                                            service: proxy.workloadName, port: orig.port.map { UInt16($0) }, cluster: nil)
+        attributes.originalDestination = orig
         admit(ctx, env: env, attributes) {
             self.relay(ctx, to: v6 ? "::1" : "127.0.0.1", port: UInt16(orig.port ?? 0), source: v6 ? "::6" : "127.0.0.6",
                        timeout: TableCompiler.defaultConnectTimeout, idle: 3600, firstBytes: firstBytes, labels: labels, env: env)

@@ -223,8 +223,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                       _ proceed: @escaping () -> Void) {
         let engine = env.store.policy
         if engine.isEmpty { proceed(); return }
-        let attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: true,
+        var attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: true,
                                            service: service, port: port, cluster: cluster)
+        attributes.originalDestination = env.originalDestination
         let decided = DecidedFlag()
         PolicyGate.check(engine, attributes, env: env) { [weak self] verdict in
             decided.value = true

@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Mixer's attributes of one request (or one TCP connection) over what the proxy already holds:
 /// nothing is computed until the policy engine asks for it.
-public struct RequestAttributes: AttributeSource {
+public struct RequestAttributes: ConnectionAttributeSource {
     /// Nil for a TCP connection.
     let head: HTTPRequestHead?
     let client: SocketAddress?
@@ -17,6 +17,12 @@ public struct RequestAttributes: AttributeSource {
     let service: String?
     let port: UInt16?
     let cluster: Cluster?
+    /// The address the client dialled (before capture), and the TLS server name when a ClientHello was read.
+    var originalDestination: SocketAddress? = nil
+    var serverName: String? = nil
+
+    public var destinationAddress: FlowAddress? { originalDestination?.ipAddress.flatMap { FlowAddress($0) } }
+    public var connectionSNI: String? { serverName }
 
     public init(head: HTTPRequestHead?, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?, cluster: Cluster?) {
         self.head = head
