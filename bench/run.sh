@@ -284,7 +284,7 @@ start_proxy() {
   comm=$(cat "/proc/$PROXY_PID/comm" 2>/dev/null || true)
   uid=$(awk '$1 == "Uid:" { print $2 }' "/proc/$PROXY_PID/status" 2>/dev/null || true)
   case "$cfg:$comm" in
-    interpose:interpose | haproxy*:haproxy | nginx:nginx) ;;
+    interpose*:interpose | haproxy*:haproxy | nginx:nginx) ;;
     *) echo "process $PROXY_PID is '$comm', not the $cfg proxy" >&2; return 1 ;;
   esac
   [ "$uid" = 1337 ] || { echo "process $PROXY_PID runs as uid '$uid', not 1337" >&2; return 1; }

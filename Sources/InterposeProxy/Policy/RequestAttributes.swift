@@ -21,7 +21,7 @@ public struct RequestAttributes: ConnectionAttributeSource {
     var originalDestination: SocketAddress? = nil
     var serverName: String? = nil
 
-    public var destinationAddress: FlowAddress? { originalDestination?.ipAddress.flatMap { FlowAddress($0) } }
+    public var destinationAddress: FlowAddress? { originalDestination.flatMap(FlowAddress.init(socketAddress:)) }
     public var connectionSNI: String? { serverName }
 
     public init(head: HTTPRequestHead?, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?, cluster: Cluster?) {
@@ -34,7 +34,7 @@ public struct RequestAttributes: ConnectionAttributeSource {
         self.cluster = cluster
     }
 
-    public var sourceAddress: FlowAddress? { client?.ipAddress.flatMap { FlowAddress($0) } }
+    public var sourceAddress: FlowAddress? { client.flatMap(FlowAddress.init(socketAddress:)) }
     public var sourcePrincipal: String? { nil }
     public var sourceNamespace: String? { outbound ? workload.namespace : nil }
     public func sourceLabel(_ key: String) -> String? { outbound ? workload.labels[key] : nil }
@@ -103,5 +103,22 @@ extension RequestAttributes {
         let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: uri, headers: h)
         let client = sourceAddress.flatMap { try? SocketAddress(ipAddress: $0, port: 0) }
         return RequestAttributes(head: head, client: client, workload: workload, outbound: true, service: service, port: port, cluster: cluster)
+    }
+}
+
+extension FlowAddress {
+    /// Straight from the socket address's bytes: no text on the request path.
+    init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let a):
+            self.init(v4: UInt32(bigEndian: a.address.sin_addr.s_addr))
+        case .v6(let a):
+            let (high, low) = withUnsafeBytes(of: a.address.sin6_addr) { raw in
+                (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).bigEndian, raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).bigEndian)
+            }
+            self.init(v6High: high, v6Low: low)
+        default:
+            return nil
+        }
     }
 }
