@@ -16,13 +16,14 @@ struct HTTPServe: ParsableCommand {
     @Option(help: "...this many milliseconds apart.") var streamDelayMs = 100
     @Option(help: "Stop after this many seconds.") var seconds = 600
     @Option(help: "Create this file once listening.") var readyFile: String?
+    @Option(help: "Answer every request with this file's content as the body (read again for each request), e.g. a list to fetch.") var bodyFile: String?
 
     func run() throws {
         let listeners = [try TCPSocket.listen(family: .v4, port: port), try TCPSocket.listen(family: .v6, port: port)]
         if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data("ready\n".utf8)) }
         let counter = Counter()
         let deadline = Date().addingTimeInterval(TimeInterval(seconds))
-        let config = Config(name: name, delay: delayMs, silent: silent, chunks: streamChunks, chunkDelay: streamDelayMs)
+        let config = Config(name: name, delay: delayMs, silent: silent, chunks: streamChunks, chunkDelay: streamDelayMs, bodyFile: bodyFile)
         while Date() < deadline {
             for fd in try waitReadable(listeners.map(\.fd), timeoutMillis: 500) {
                 guard let l = listeners.first(where: { $0.fd == fd }), let conn = try? l.accept() else { continue }
@@ -39,7 +40,7 @@ struct HTTPServe: ParsableCommand {
         var value: Int { lock.withLock { n } }
     }
 
-    struct Config: Sendable { let name: String; let delay: Int; let silent: Bool; let chunks: Int; let chunkDelay: Int }
+    struct Config: Sendable { let name: String; let delay: Int; let silent: Bool; let chunks: Int; let chunkDelay: Int; var bodyFile: String? = nil }
 
     static func serve(_ conn: TCPSocket, config: Config, counter: Counter) {
         var reader = LineReader(socket: conn)
@@ -77,7 +78,8 @@ struct HTTPServe: ParsableCommand {
                 continue
             }
             let body: String
-            if path == "/count" { body = "\(counter.value)\n" }
+            if let file = config.bodyFile { body = (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+            else if path == "/count" { body = "\(counter.value)\n" }
             else {
                 let n = counter.next()
                 onThisConnection += 1

@@ -187,6 +187,55 @@ struct PolicyTests {
         _ = p
     }
 
+    @Test func aValueListFromAURLIsFetchedRefreshedAndKeptWhenTheFetchFails() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        try t.listen(in: t.app, name: "app", ports: [8080])
+        // The list is served over HTTP from the peer namespace (the proxy fetches it as uid 1337, uncaptured).
+        let listFile = t.scratchPath + "/served-list.txt"
+        try "10.233.1.3\n".write(toFile: listFile, atomically: true, encoding: .utf8)
+        chmod(listFile, 0o644)
+        let ready = t.scratchPath + "/list-server.ready"
+        let server = try t.background(t.peer, [Binaries.netcheck, "http-serve", "--port", "9090", "--body-file", listFile, "--seconds", "120", "--ready-file", ready])
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ready) { usleep(50_000) }
+        _ = try startProxy(t, ns: t.app, config: Self.config(extra: """
+        apiVersion: interpose.dev/v1alpha1
+        kind: ValueList
+        metadata: {name: remote-blocklist, namespace: test}
+        spec:
+          blacklist: true
+          entryType: IP_ADDRESSES
+          url: http://10.233.1.2:9090/blocklist.txt
+          refreshInterval: 1s
+          check: {attribute: source.ip}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: remote-blocked, namespace: test}
+        spec:
+          action: CUSTOM
+          provider: {name: remote-blocklist}
+          rules:
+          - {}
+        """), inbound: true)
+        func dial(from source: String) -> String? { t.dial(from: t.peer, "\(t.appV4):8080", source: "\(source):0").answer?.name }
+        #expect(dial(from: t.peerV4Extra) == nil, "fetched at start: 10.233.1.3 is listed")
+        #expect(dial(from: t.peerV4) == "app")
+        try "10.233.1.3\n10.233.1.2\n".write(toFile: listFile, atomically: true, encoding: .utf8)
+        var blocked = false
+        for _ in 0..<30 where !blocked { usleep(200_000); blocked = dial(from: t.peerV4) == nil }
+        #expect(blocked, "the refreshed list blocks 10.233.1.2 too")
+        // The list server goes away: fetches fail, are counted, and the last good list stays.
+        _ = t.stop(server)
+        var failures = 0.0
+        for _ in 0..<30 where failures == 0 {
+            usleep(200_000)
+            failures = metricValue(t.metrics(), "interpose_value_list_refresh_failures_total", "list=\"test/remote-blocklist\"")
+        }
+        #expect(failures >= 1)
+        #expect(dial(from: t.peerV4) == nil && dial(from: t.peerV4Extra) == nil, "the last good list is still in force")
+    }
+
     // MARK: local rate limit
 
     @Test func aLocalLimitPerHeaderValueRefusesTheNextRequestAndRecovers() throws {

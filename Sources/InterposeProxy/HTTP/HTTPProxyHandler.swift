@@ -231,7 +231,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             decided.value = true
             guard let self, self.exchange === ex, !ex.finished else { return }
             if decided.paused { _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true) }
-            if verdict.kind != "-" { ex.policyLog = verdict.logFields }
+            if verdict.kind != "-", self.env.accessLog != nil { ex.policyLog = verdict.logFields }
             if verdict.isAllowed {
                 ex.policyHeaders = verdict.responseHeaders
                 proceed()
