@@ -3,7 +3,8 @@
 # backends reviews v1, v2 and v3 in their own namespaces. It sends traffic and shows the 90/10
 # canary split, header routing of one user to v2, requests mirrored to v3, a REGISTRY_ONLY
 # refusal, the metrics, and the flow engine (NFQUEUE verdicts from FlowPolicy: a denied and a
-# bypassed destination, and the daemon's uid and capabilities). It cleans up after itself.
+# bypassed destination, and the daemon's uid and capabilities), and per-request policy (a DENY and
+# a rate limit). It cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -110,6 +111,11 @@ ip netns exec "$APP" bash -c "exec 3<>/dev/tcp/127.0.0.1/15090; printf 'GET /sta
   | grep -E '^interpose_flow_verdicts_total' | sed 's/^/   /'
 echo "   the daemon's identity (/proc/$PROXY_PID/status):"
 grep -E '^(Uid|Gid|Groups|CapPrm|CapEff):' "/proc/$PROXY_PID/status" | sed 's/^/   /'
+
+say "7. policy per request (Mixer in process): a DENY on /admin/*, and 5 requests per second per API key"
+app http-get 10.240.0.10:9080 --host reviews:9080 --path /admin/users --count 1 | sed 's/$/   <- AuthorizationPolicy demo\/no-admin (403 RBAC: access denied)/'
+app http-get 10.240.0.10:9080 --host reviews:9080 --count 6 -H 'x-api-key: demo-key' | sed 's/flag=RL/flag=RL   <- RateLimitPolicy demo\/per-api-key (429 with retry-after)/'
+ip netns exec "$APP" "$WORK/interpose" explain --config "$WORK/config" 'GET http://reviews:9080/admin/users' | sed -n '/^policy:/,$p' | sed 's/^/   /'
 
 say "cleanup: interpose stops on SIGTERM; interpose-init cleanup removes the rules"
 kill -TERM "$PROXY_PID" 2>/dev/null || true
