@@ -44,8 +44,8 @@ struct FlowEngineTests {
     }
 
     /// Capture with the queue, servers on 7000-7004 in the peer namespace, and interpose started as root.
-    func setUp(_ t: Topology, config: String = FlowEngineTests.policy()) throws -> Daemon {
-        let r = t.capture(["apply", "--inbound-ports", "", "--queue", queue])
+    func setUp(_ t: Topology, config: String = FlowEngineTests.policy(), queues: String = "3") throws -> Daemon {
+        let r = t.capture(["apply", "--inbound-ports", "", "--queue", queues])
         guard r.succeeded else { throw Topology.Failure(description: r.stderr) }
         try t.listen(in: t.peer, name: "server", ports: [7000, 7001, 7002, 7003, 7004])
         let dir = t.scratchPath + "/config"
@@ -55,7 +55,7 @@ struct FlowEngineTests {
         let file = dir + "/flows.yaml"
         try config.write(toFile: file, atomically: true, encoding: .utf8)
         chmod(file, 0o644)
-        return try startDaemon(t, configDir: dir, file: file)
+        return try startDaemon(t, configDir: dir, file: file, extra: ["--queue", queues])
     }
 
     func startDaemon(_ t: Topology, configDir: String, file: String, extra: [String] = ["--queue", "3"], asUID: UInt32? = nil) throws -> Daemon {
@@ -163,10 +163,13 @@ struct FlowEngineTests {
         _ = restarted
     }
 
+    /// Also with a range of queues: interpose-init spreads flows over queues 2 and 3, one reader each.
     @Test func aPolicyChangeByHotReloadAppliesToNewFlows() throws {
         let t = try Topology()
         defer { t.destroy() }
-        let d = try setUp(t)
+        let d = try setUp(t, queues: "2-3")
+        let bound = t.run(t.app, ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first }
+        #expect(bound.contains("2") && bound.contains("3"), "both queues have a reader: \(bound)")
         #expect(timedDial(t, "\(t.peerV4):7001").status == 1)
         #expect(timedDial(t, "\(t.peerV4):7002").answer?.name == "server")
         try Self.policy(denyResetPort: 7002).write(toFile: d.configFile, atomically: true, encoding: .utf8)
@@ -179,6 +182,9 @@ struct FlowEngineTests {
         #expect(reloaded)
         #expect(timedDial(t, "\(t.peerV4):7001").answer?.name == "server", "7001 is allowed now")
         #expect(timedDial(t, "\(t.peerV4):7002").status == 1, "7002 is denied now")
+        // Flows were spread over both queues' readers.
+        let text = t.metrics()
+        #expect(metricValue(text, "interpose_flow_decision_seconds_count") >= 4)
     }
 
     @Test func theDaemonRunsAsUid1337WithOnlyTheCapabilitiesItNeeds() throws {
