@@ -30,8 +30,12 @@ struct ConnectionDispatcher {
                                             originalDestination: original ?? (tproxied ? channel.localAddress : nil), client: channel.remoteAddress,
                                             lifecycle: lifecycle, accessLog: accessLog)
             if direction == .inbound {
-                try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, _, bytes in
-                    self.relayInbound(ctx, env: env, firstBytes: bytes)
+                // HTTP/1 is proxied request by request (policy per request, reporter="destination"
+                // telemetry); anything else is relayed to the application as bytes.
+                var inboundEnv = env
+                inboundEnv.inbound = true
+                try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, proto, bytes in
+                    if proto == .http1 { self.startHTTP(ctx, env: inboundEnv, firstBytes: bytes) } else { self.relayInbound(ctx, env: env, firstBytes: bytes) }
                 }, name: "detect")
                 return
             }

@@ -38,18 +38,24 @@ public final class ProxyMetrics: Sendable {
     }
 
     func labels(_ r: RequestLabels) -> [(String, String)] {
-        [("reporter", r.reporter),
-         ("source_workload", workload.workloadName), ("source_workload_namespace", workload.namespace),
-         ("source_principal", "unknown"), ("source_app", workload.labels["app"] ?? "unknown"),
-         ("source_version", workload.labels["version"] ?? "unknown"),
-         ("source_canonical_service", workload.labels["service.istio.io/canonical-name"] ?? workload.labels["app"] ?? workload.workloadName),
-         ("source_canonical_revision", workload.labels["service.istio.io/canonical-revision"] ?? workload.labels["version"] ?? "latest"),
+        // reporter="source": this workload called out. reporter="destination": this workload was called
+        // (inbound); the caller is not known here (no mTLS identity), this workload is the destination.
+        let inbound = r.reporter == "destination"
+        let me = workload.workloadName, app = workload.labels["app"] ?? "unknown", version = workload.labels["version"] ?? "unknown"
+        let canonical = workload.labels["service.istio.io/canonical-name"] ?? workload.labels["app"] ?? me
+        let revision = workload.labels["service.istio.io/canonical-revision"] ?? workload.labels["version"] ?? "latest"
+        return [("reporter", r.reporter),
+         ("source_workload", inbound ? "unknown" : me), ("source_workload_namespace", inbound ? "unknown" : workload.namespace),
+         ("source_principal", "unknown"), ("source_app", inbound ? "unknown" : app),
+         ("source_version", inbound ? "unknown" : version),
+         ("source_canonical_service", inbound ? "unknown" : canonical),
+         ("source_canonical_revision", inbound ? "unknown" : revision),
          ("source_cluster", "unknown"),
-         ("destination_workload", "unknown"), ("destination_workload_namespace", r.destinationNamespace),
-         ("destination_principal", "unknown"), ("destination_app", "unknown"), ("destination_version", r.destinationVersion),
+         ("destination_workload", inbound ? me : "unknown"), ("destination_workload_namespace", r.destinationNamespace),
+         ("destination_principal", "unknown"), ("destination_app", inbound ? app : "unknown"), ("destination_version", r.destinationVersion),
          ("destination_service", r.destinationService), ("destination_service_name", r.destinationName),
          ("destination_service_namespace", r.destinationNamespace),
-         ("destination_canonical_service", r.destinationName), ("destination_canonical_revision", r.destinationVersion),
+         ("destination_canonical_service", inbound ? canonical : r.destinationName), ("destination_canonical_revision", r.destinationVersion),
          ("destination_cluster", "unknown"),
          ("request_protocol", r.protocolName), ("response_code", "\(r.responseCode)"), ("grpc_response_status", ""),
          ("response_flags", r.flags.isEmpty ? "-" : r.flags), ("connection_security_policy", "unknown")]

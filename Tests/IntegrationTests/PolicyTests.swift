@@ -133,6 +133,51 @@ struct PolicyTests {
         #expect(log.split(separator: "\n").contains { $0.contains("\"GET /admin/users HTTP/1.1\" 403 UAEX") && $0.contains("policy=test/deny-admin rule=0") }, "\(log)")
     }
 
+    /// Inbound HTTP is proxied request by request: policy applies per request with the peer as the
+    /// source, and requests are reported with reporter="destination".
+    @Test func inboundHTTPRequestsAreCheckedOneByOneAndReportedAsDestination() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let ready = t.scratchPath + "/app-http.ready"
+        try t.background(t.app, [Binaries.netcheck, "http-serve", "--port", "8080", "--name", "app", "--seconds", "120", "--ready-file", ready])
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ready) { usleep(50_000) }
+        _ = try startProxy(t, ns: t.app, config: Self.config(extra: """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: inbound-admin, namespace: test}
+        spec:
+          action: DENY
+          rules:
+          - from:
+            - source:
+                ipBlocks: [10.233.1.3/32]
+            to:
+            - operation:
+                paths: ["/admin/*"]
+        """), inbound: true)
+        /// From the peer namespace, with the source address its route to the app says.
+        func get(path: String, count: Int) -> [String: Int] {
+            var tally: [String: Int] = [:]
+            let out = t.run(t.peer, [Binaries.netcheck, "http-get", "\(t.appV4):8080", "--path", path, "--count", "\(count)"]).stdout
+            for line in out.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                if parts.count == 2, let n = Int(parts[0]) { tally[String(parts[1]), default: 0] += n }
+            }
+            return tally
+        }
+        // From 10.233.1.2 (not the listed source): /admin is allowed, on one keep-alive connection.
+        #expect(get(path: "/admin/x", count: 3) == ["200 app": 3])
+        // From 10.233.1.3 (the peer's route now picks that source): the DENY rule's source matches,
+        // so /admin is refused and / is not.
+        try t.must(["ip", "-n", t.peer, "route", "replace", "\(t.appV4)/32", "dev", "eth0", "src", t.peerV4Extra])
+        #expect(get(path: "/admin/x", count: 2) == ["403 flag=UAEX": 2])
+        #expect(get(path: "/", count: 2) == ["200 app": 2])
+        let text = t.metrics()
+        #expect(metricValue(text, "istio_requests_total", "reporter=\"destination\"", "response_code=\"200\"", "destination_workload=\"app\"") == 5, "\(text)")
+        #expect(metricValue(text, "istio_requests_total", "reporter=\"destination\"", "response_code=\"403\"") == 2)
+        #expect(metricValue(text, "interpose_policy_decisions_total", "policy=\"test/inbound-admin\"", "result=\"deny\"") == 2)
+    }
+
     // MARK: lists
 
     @Test func aValueListOfIPRangesBlocksASourceNamespace() throws {

@@ -14,6 +14,8 @@ struct ConnectionEnvironment {
     let client: SocketAddress?
     let lifecycle: ProxyLifecycle
     let accessLog: AccessLog?
+    /// Accepted on the inbound port: requests go to the local application (reporter="destination").
+    var inbound = false
 }
 
 /// One downstream HTTP/1.1 connection. Every request is routed and balanced on its own, so a single
@@ -167,6 +169,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         exchange = ex
         env.lifecycle.begin()
         if !head.isKeepAlive { closeAfterResponse = true }
+        if env.inbound {
+            startInbound(ex, head, table: table)
+            return
+        }
         let decision = HTTPRouter(table: table).route(view, originalAddress: env.originalDestination?.ipAddress, using: &env.loop.rng)
         if case .forward = decision, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
@@ -214,16 +220,35 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
     }
 
+    /// Inbound: no routing; the request goes to the application on the port the client dialled, from
+    /// 127.0.0.6 (::6) so capture lets it pass, after the policy check with the peer as the source.
+    private func startInbound(_ ex: Exchange, _ head: HTTPRequestHead, table: RoutingTable) {
+        guard let orig = env.originalDestination, let port = orig.port else { localReply(.noRoute, ex); return }
+        let v6 = orig.protocol == .inet6
+        let me = table.proxy
+        ex.version = me.labels["version"] ?? "unknown"
+        ex.cluster = Cluster(key: ClusterKey(host: me.workloadName, subset: nil, port: UInt16(port)), endpoints: [], usesOriginalDestination: true,
+                             loadBalancer: .passthrough, connectTimeout: TableCompiler.defaultConnectTimeout, maxRequestsPerConnection: nil,
+                             idleTimeout: TableCompiler.defaultIdleTimeout, isHTTP: true, serviceName: me.workloadName, serviceNamespace: me.namespace)
+        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        gate(ex, head, service: me.workloadName, port: UInt16(port), cluster: nil, table: table, outbound: false) { [unowned self] in
+            self.forward(ex, host: v6 ? "::1" : "127.0.0.1", port: UInt16(port), plan: nil, clusterName: "inbound|\(port)||", table: table,
+                         source: v6 ? "::6" : "127.0.0.6")
+        }
+    }
+
     // MARK: policy
 
     /// Checks the request against policy before it goes upstream, then `proceed`s or answers 403 /
     /// 429 / 503 itself. Usually decided at once; with a Global rate limit the answer comes back
     /// from Redis on this loop, and the client's body waits (reading paused) meanwhile.
     private func gate(_ ex: Exchange, _ head: HTTPRequestHead, service: String, port: UInt16, cluster: Cluster?, table: RoutingTable,
-                      _ proceed: @escaping () -> Void) {
+                      outbound: Bool = true, _ proceed: @escaping () -> Void) {
         let engine = env.store.policy
         if engine.isEmpty { proceed(); return }
-        var attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: true,
+        var attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: outbound,
                                            service: service, port: port, cluster: cluster)
         attributes.originalDestination = env.originalDestination
         let decided = DecidedFlag()
@@ -320,13 +345,13 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: forwarding
 
-    private func forward(_ ex: Exchange, host: String, port: UInt16, plan: ForwardPlan?, clusterName: String, table: RoutingTable) {
+    private func forward(_ ex: Exchange, host: String, port: UInt16, plan: ForwardPlan?, clusterName: String, table: RoutingTable, source: String? = nil) {
         guard let context else { return }
         let head = upstreamHead(ex.requestHead, plan: plan)
         ex.upgrading = head.headers.contains(name: "upgrade")
         // First: body parts may already wait here (they arrived while the policy check was pending).
         ex.pending.insert(.head(head), at: 0)
-        ex.endpointKey = UpstreamConnector.poolKey(host, port, nil)
+        ex.endpointKey = UpstreamConnector.poolKey(host, port, source)
         let activeKey = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         ex.activeKey = activeKey
         env.loop.requestStarted(activeKey)
@@ -344,7 +369,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
         }
         let connectTimeout = ex.cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout
-        let connecting = UpstreamConnector.connect(to: (host, port), source: nil, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
+        let connecting = UpstreamConnector.connect(to: (host, port), source: source, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
         // A pooled connection completes synchronously, here inside the downstream read: its flush can
         // wait for channelReadComplete with the rest of the request (one syscall, not two).
         let flushLater = env.loop.lastWasPooled && inRead
@@ -514,7 +539,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
         let cluster = ex.cluster
         let service = cluster?.key.host ?? clusterName ?? "unknown"
-        env.metrics.recordRequest(.init(reporter: "source", destinationService: service, destinationName: cluster?.serviceName ?? service,
+        env.metrics.recordRequest(.init(reporter: env.inbound ? "destination" : "source", destinationService: service, destinationName: cluster?.serviceName ?? service,
                                         destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: ex.version,
                                         protocolName: "http", responseCode: ex.responseStatus, flags: flag),
                                   durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
