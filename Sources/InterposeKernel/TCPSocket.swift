@@ -8,12 +8,20 @@ public final class TCPSocket: @unchecked Sendable {
     public let fd: Int32
     public let family: SocketEndpoint.Family
 
+    private var owned = true
+
     init(fd: Int32, family: SocketEndpoint.Family) {
         self.fd = fd
         self.family = family
     }
 
-    deinit { close(fd) }
+    deinit { if owned { close(fd) } }
+
+    /// Hands the descriptor over (to SwiftNIO): this object no longer closes it.
+    public func takeDescriptor() -> Int32 {
+        owned = false
+        return fd
+    }
 
     /// Listens on the wildcard address of one family (IPv6 sockets are v6-only so both can share a port).
     /// `transparent` sets IP(V6)_TRANSPARENT, which a TPROXY rule needs to hand the socket connections.

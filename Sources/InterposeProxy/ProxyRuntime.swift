@@ -23,6 +23,9 @@ public final class ProxyRuntime: @unchecked Sendable {
         public var flowQueues: FlowQueueSettings?
         /// /proc/net/netfilter/nfnetlink_queue opened while still root (it is 0440 root).
         public var queueStatistics: PinnedProcFile?
+        /// Inbound listening sockets made transparent (IP_TRANSPARENT) before privileges were dropped,
+        /// for interpose-init --mode tproxy; used instead of binding the inbound port.
+        public var transparentInbound: [Int32] = []
         public init(configPath: String) { self.configPath = configPath }
     }
 
@@ -56,7 +59,16 @@ public final class ProxyRuntime: @unchecked Sendable {
     public func start() throws {
         let p = store.table.proxy
         let dispatcher = ConnectionDispatcher(store: store, metrics: metrics, loops: loops, lifecycle: lifecycle, accessLog: p.accessLog ? AccessLog() : nil)
+        for fd in options.transparentInbound {
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(.maxMessagesPerRead, value: 64)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in dispatcher.initialize(channel, direction: .inbound) }
+            listeners.append(try bootstrap.withBoundSocket(fd).wait())
+        }
         for (port, direction) in [(p.outboundPort, ConnectionDispatcher.Direction.outbound), (p.inboundPort, .inbound)] {
+            if direction == .inbound && !options.transparentInbound.isEmpty { continue }
             for addr in [options.bindAddress4] + (options.bindAddress6.map { [$0] } ?? []) {
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)

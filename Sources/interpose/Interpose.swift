@@ -50,6 +50,7 @@ struct Run: ParsableCommand {
     @Option(help: "Packets the kernel may hold per queue before fail-open applies.") var queueLength: UInt32 = 4096
     @Flag(inversion: .prefixedNo, help: "Set the queue's fail-open flag: when the queue is full the kernel accepts new flows instead of dropping them.") var queueFailOpen = true
     @Option(help: "Seconds without progress before the watchdog declares a queue reader stalled, releases the queue (fail-open) and restarts it.") var queueStallTimeout: Double = 2
+    @Flag(help: "Make the inbound listener transparent (IP_TRANSPARENT), for interpose-init --mode tproxy. The sockets are made at start, while still root (or with CAP_NET_ADMIN), on --inbound-port (default 15006).") var inboundTransparent = false
     @Option(help: "The Redis for Global rate limits, host:port (overrides ProxyConfig spec.redis.address).") var redis: String?
     @Option(help: "When started as root: the user to run as (numeric uid). Privileges are dropped at once, before any thread starts.") var user: UInt32 = 1337
     @Option(help: "When started as root: the group to run as (numeric gid; default: the same as --user).") var group: UInt32?
@@ -70,6 +71,18 @@ struct Run: ParsableCommand {
         }
         // Root only long enough to give itself up: before config loading, before any thread exists.
         var queueStatistics: PinnedProcFile?
+        var transparent: [Int32] = []
+        if inboundTransparent {
+            // Before the drop: IP_TRANSPARENT needs CAP_NET_ADMIN, which the proxy does not keep for it.
+            let port = inboundPort ?? 15006
+            do {
+                transparent.append(try TCPSocket.listen(family: .v4, port: port, transparent: true).takeDescriptor())
+                if HostInspector(runner: ProcessCommandRunner()).ipv6Enabled(), let v6 = try? TCPSocket.listen(family: .v6, port: port, transparent: true) { transparent.append(v6.takeDescriptor()) }
+            } catch {
+                printErr("interpose: --inbound-transparent: cannot make the transparent inbound listener on :\(port): \(error) (run as root or with CAP_NET_ADMIN)")
+                throw ExitCode(1)
+            }
+        }
         if geteuid() == 0 {
             if flowQueues != nil { queueStatistics = PinnedProcFile(path: "/proc/net/netfilter/nfnetlink_queue") }
             do {
@@ -107,6 +120,7 @@ struct Run: ParsableCommand {
         options.reloadInterval = reloadInterval
         options.flowQueues = flowQueues
         options.queueStatistics = queueStatistics
+        options.transparentInbound = transparent
         let runtime = ProxyRuntime(options: options, bundle: bundle, log: { printErr("interpose: \($0)") })
         do { try runtime.start() } catch {
             printErr("interpose: cannot start: \(error)")
