@@ -325,6 +325,46 @@ struct ProxyTests {
         #expect(log.contains("config refused") && log.contains("spec.http[0].route[0].weight"), "\(log)")
     }
 
+    /// consistentHash httpCookie with a ttl: a missing cookie is generated (Set-Cookie), and requests
+    /// carrying it stay on one endpoint.
+    @Test func aGeneratedHashCookieKeepsAClientOnOneEndpoint() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t, config: """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: sticky, namespace: test}
+        spec:
+          hosts: [sticky]
+          addresses: [10.240.0.20]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          endpoints:
+          - {address: 10.233.1.2, ports: {http: 9081}}
+          - {address: 10.233.1.2, ports: {http: 9082}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: sticky, namespace: test}
+        spec:
+          host: sticky
+          trafficPolicy:
+            loadBalancer:
+              consistentHash:
+                httpCookie: {name: session, path: /, ttl: 60s}
+        """)
+        let first = t.run(t.app, ["bash", "-c", "exec 3<>/dev/tcp/10.240.0.20/9080; printf 'GET / HTTP/1.1\\r\\nhost: sticky:9080\\r\\nconnection: close\\r\\n\\r\\n' >&3; timeout 3 cat <&3"], uid: 1000).stdout
+        let setCookie = first.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") }.map(String.init) ?? ""
+        #expect(setCookie.contains("session=") && setCookie.contains("Max-Age=60") && setCookie.contains("Path=/"), "\(first)")
+        let value = setCookie.split(separator: ";").first?.split(separator: "=", maxSplits: 1).last.map(String.init) ?? ""
+        let servedFirst = first.contains("served-by v1") ? "v1" : (first.contains("served-by v2") ? "v2" : "?")
+        let sticky = get(t, "10.240.0.20:9080", host: "sticky:9080", count: 30, headers: ["cookie: session=\(value)"])
+        #expect(sticky == ["200 \(servedFirst)": 30], "every request with the cookie goes where the first went: \(sticky), first \(servedFirst)")
+        // Requests without the cookie each get a new one, so new clients are spread over the endpoints.
+        let spread = get(t, "10.240.0.20:9080", host: "sticky:9080", count: 40)
+        #expect(spread.count == 2, "new clients without the cookie are spread: \(spread)")
+    }
+
     @Test func adminReadinessAndMetricsEndpoints() throws {
         let t = try Topology()
         defer { t.destroy() }

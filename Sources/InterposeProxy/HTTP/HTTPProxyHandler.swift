@@ -58,7 +58,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var version = "unknown"
         /// The policy decision's log fields when a policy took part (access log).
         var policyLog: String?
-        /// x-ratelimit-* headers for the response of an allowed, rate-limited request.
+        /// x-ratelimit-* headers for the response of an allowed, rate-limited request, and the
+        /// Set-Cookie of a consistent-hash cookie generated for this client.
         var policyHeaders: [(String, String)] = []
         init(_ head: HTTPRequestHead) { requestHead = head }
     }
@@ -201,7 +202,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             let target: (String, UInt16)?
             if plan.cluster.usesOriginalDestination, let orig = env.originalDestination, let ip = orig.ipAddress {
                 target = (ip, UInt16(orig.port ?? 80))
-            } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, head)) {
+            } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, head, ex)) {
                 target = (ep.address, ep.port)
                 if let v = ep.labels["version"] { ex.version = v }
             } else {
@@ -258,7 +259,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             if decided.paused { _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true) }
             if verdict.kind != "-", self.env.accessLog != nil { ex.policyLog = verdict.logFields }
             if verdict.isAllowed {
-                ex.policyHeaders = verdict.responseHeaders
+                ex.policyHeaders += verdict.responseHeaders
                 proceed()
             } else {
                 self.policyReply(verdict, ex, grpc: attributes.isGRPC)
@@ -296,19 +297,27 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
     }
 
-    private func hashKey(_ cluster: Cluster, _ head: HTTPRequestHead) -> UInt64? {
+    private func hashKey(_ cluster: Cluster, _ head: HTTPRequestHead, _ ex: Exchange) -> UInt64? {
         guard case .consistentHash(let key, _, _) = cluster.loadBalancer else { return nil }
         switch key {
         case .header(let name): return head.headers.first(name: name).map { stableHash64($0) }
         case .sourceIP: return env.client?.ipAddress.map { stableHash64($0) }
         case .queryParameter(let name):
             return RequestView(method: "", pathAndQuery: head.uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name).map { stableHash64($0) }
-        case .cookie(let name, _, _):
+        case .cookie(let name, let path, let ttl):
             for c in head.headers["cookie"].flatMap({ $0.split(separator: ";") }) {
                 let kv = c.split(separator: "=", maxSplits: 1)
                 if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name { return stableHash64(String(kv[1])) }
             }
-            return nil
+            // Istio/Envoy: with a ttl, a missing cookie is generated, and this request is hashed by the
+            // value the client will send from now on, so it stays on the endpoint it got first.
+            guard let ttl else { return nil }
+            let value = String(env.loop.rng.next(), radix: 16)
+            var cookie = "\(name)=\(value)"
+            if let path { cookie += "; Path=\(path)" }
+            if ttl > 0 { cookie += "; Max-Age=\(Int(ttl))" }
+            ex.policyHeaders.append(("set-cookie", cookie + "; HttpOnly"))
+            return stableHash64(value)
         }
     }
 
@@ -470,7 +479,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 h.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)")
             }
             for ops in ex.responseHeaders { apply(ops, to: &h) }
-            for (k, v) in ex.policyHeaders { h.replaceOrAdd(name: k, value: v) }
+            for (k, v) in ex.policyHeaders {
+                if k == "set-cookie" { h.add(name: k, value: v) } else { h.replaceOrAdd(name: k, value: v) }
+            }
             if env.lifecycle.isDraining || closeAfterResponse { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
             if upgrade { context.flush() }
