@@ -5,7 +5,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages the build, the tests and the demo use.
-INTERPOSE_PACKAGES=(nftables iptables iproute2 util-linux libnetfilter-queue-dev libmnl-dev libcap-dev redis-server)
+INTERPOSE_PACKAGES=(nftables iptables iproute2 util-linux libnetfilter-queue-dev libmnl-dev libcap-dev redis-server python3)
 # Commands those packages provide, to see quickly whether anything is missing.
 INTERPOSE_COMMANDS=(nft iptables-nft ip setpriv unshare redis-server)
 
@@ -16,7 +16,7 @@ interpose_root() {
 interpose_install_packages() {
   local missing=()
   for c in "${INTERPOSE_COMMANDS[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
-  for h in /usr/include/libnetfilter_queue/libnetfilter_queue.h /usr/include/libmnl/libmnl.h /usr/include/sys/capability.h; do
+  for h in /usr/include/libnetfilter_queue/libnetfilter_queue.h /usr/include/libmnl/libmnl.h /usr/include/sys/capability.h /usr/bin/python3; do
     [ -e "$h" ] || missing+=("$h")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -5,6 +5,7 @@ import InterposePolicy
 import InterposeRouting
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// Decides what each accepted connection becomes: HTTP/1.1 proxying, or a TCP relay to where the
@@ -35,7 +36,11 @@ struct ConnectionDispatcher {
                 var inboundEnv = env
                 inboundEnv.inbound = true
                 try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, proto, bytes in
-                    if proto == .http1 { self.startHTTP(ctx, env: inboundEnv, firstBytes: bytes) } else { self.relayInbound(ctx, env: env, firstBytes: bytes) }
+                    switch proto {
+                    case .http1: self.startHTTP(ctx, env: inboundEnv, firstBytes: bytes)
+                    case .http2PriorKnowledge: self.startHTTP2(ctx, env: inboundEnv, firstBytes: bytes)
+                    default: self.relayInbound(ctx, env: env, firstBytes: bytes)
+                    }
                 }, name: "detect")
                 return
             }
@@ -51,6 +56,7 @@ struct ConnectionDispatcher {
             try channel.pipeline.syncOperations.addHandler(ProtocolDetectHandler { ctx, proto, bytes in
                 switch proto {
                 case .http1: self.startHTTP(ctx, env: env, firstBytes: bytes)
+                case .http2PriorKnowledge: self.startHTTP2(ctx, env: env, firstBytes: bytes)
                 case .tls:
                     let sni = bytes.flatMap { TLSClientHello.serverName($0.readableBytesView) }
                     debugLog("TLS ClientHello, server name \(sni ?? "(none)")")
@@ -71,6 +77,33 @@ struct ConnectionDispatcher {
             try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
             try ops.addHandler(HTTPProxyHandler(env: env), name: "http-proxy")
             // The sniffed bytes go to the decoder first; bytes that came later follow when "detect" goes.
+            if let firstBytes {
+                ctx.fireChannelRead(NIOAny(firstBytes))
+                ctx.fireChannelReadComplete()
+            }
+            try removeNow(channel.pipeline, "detect")
+        } catch {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// HTTP/2 with prior knowledge (h2c): every stream is one request, turned into HTTP/1 parts and
+    /// handled by the same proxy handler as HTTP/1.1 (routing, balancing, policy, mirrors, telemetry
+    /// per request); upstreams are spoken to in HTTP/1.1.
+    private func startHTTP2(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
+        let channel = ctx.channel
+        var streamEnv = env
+        streamEnv.http2 = true
+        do {
+            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(env: streamEnv), name: "http-proxy")
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(ConnectionErrorLog(what: "HTTP/2 connection"))
             if let firstBytes {
                 ctx.fireChannelRead(NIOAny(firstBytes))
                 ctx.fireChannelReadComplete()
@@ -237,4 +270,15 @@ func subnetContains(_ cidr: String, _ ip: String) -> Bool {
 let debugEnabled = ProcessInfo.processInfo.environment["INTERPOSE_DEBUG"] != nil
 func debugLog(_ s: @autoclosure () -> String) {
     if debugEnabled { FileHandle.standardError.write(Data("interpose debug: \(s())\n".utf8)) }
+}
+
+/// Logs (INTERPOSE_DEBUG) the errors a connection-level handler reports, such as HTTP/2 protocol errors.
+final class ConnectionErrorLog: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Any
+    let what: String
+    init(what: String) { self.what = what }
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        debugLog("\(what) from \(context.channel.remoteAddress.map { "\($0)" } ?? "?"): \(error)")
+        context.fireErrorCaught(error)
+    }
 }

@@ -325,6 +325,61 @@ struct ProxyTests {
         #expect(log.contains("config refused") && log.contains("spec.http[0].route[0].weight"), "\(log)")
     }
 
+    /// A minimal h2c client (prior knowledge): N streams on ONE connection, each a GET with the given
+    /// headers; prints each stream's body. (curl 7.88 cannot reuse a prior-knowledge connection: curl#10634.)
+    static let h2cClient = #"""
+    import socket, struct, sys
+    host, port, authority, count = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), int(sys.argv[4])
+    extra = [h.split(":", 1) for h in sys.argv[5:]]
+    def frame(t, flags, sid, payload): return struct.pack(">I", len(payload))[1:] + bytes([t, flags]) + struct.pack(">I", sid) + payload
+    def lit(name, value): return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    def headers(path):
+        block = b"\x82\x86" + b"\x04" + bytes([len(path)]) + path + b"\x01" + bytes([len(authority)]) + authority
+        for k, v in extra: block += lit(k.strip().lower().encode(), v.strip().encode())
+        return block
+    s = socket.create_connection((host, port), timeout=10)
+    out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+    for i in range(count): out += frame(1, 5, 2 * i + 1, headers(b"/r%d" % i))
+    s.sendall(out)
+    bodies, done, buf = {}, set(), b""
+    while len(done) < count:
+        d = s.recv(65536)
+        if not d: break
+        buf += d
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            l = int.from_bytes(buf[:3], "big"); t, f = buf[3], buf[4]; sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+            p, buf = buf[9:9 + l], buf[9 + l:]
+            if t == 4 and not f & 1: s.sendall(frame(4, 1, 0, b""))
+            if t == 0: bodies[sid] = bodies.get(sid, b"") + p
+            if t in (0, 1) and f & 1: done.add(sid)
+            if t == 7: print("GOAWAY", p.hex()); sys.exit(1)
+    for sid in sorted(bodies): print(bodies[sid].decode().splitlines()[0])
+    print("streams-answered", len(done))
+    """#
+
+    /// HTTP/2 with prior knowledge (h2c): each stream of one client connection is routed and balanced
+    /// on its own, like an HTTP/1.1 request.
+    @Test func http2PriorKnowledgeIsRoutedPerRequest() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        _ = try mesh(t)
+        let script = t.scratchPath + "/h2c.py"
+        try Self.h2cClient.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o644)
+        func h2(_ headers: [String]) -> String {
+            let r = t.run(t.app, ["/usr/bin/python3", script, ProxyTests.vip, "9080", "reviews:9080", "100"] + headers, uid: 1000)
+            return r.stdout + r.stderr
+        }
+        let canary = h2([])
+        let v1 = canary.components(separatedBy: "served-by v1").count - 1
+        let v2 = canary.components(separatedBy: "served-by v2").count - 1
+        #expect(canary.contains("streams-answered 100"), "\(canary.suffix(300))")
+        #expect(v1 + v2 == 100 && v1 > 70 && v2 > 0, "one h2 connection, 100 streams split by weight: v1 \(v1), v2 \(v2)")
+        let jason = h2(["end-user: jason"])
+        #expect(jason.components(separatedBy: "served-by v2").count - 1 == 100, "header routing per stream: \(jason.suffix(300))")
+        #expect(metricValue(t.metrics(), "istio_requests_total", "reporter=\"source\"", "destination_version=\"v2\"") >= 100)
+    }
+
     /// consistentHash httpCookie with a ttl: a missing cookie is generated (Set-Cookie), and requests
     /// carrying it stay on one endpoint.
     @Test func aGeneratedHashCookieKeepsAClientOnOneEndpoint() throws {

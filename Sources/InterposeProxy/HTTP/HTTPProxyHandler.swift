@@ -16,6 +16,8 @@ struct ConnectionEnvironment {
     let accessLog: AccessLog?
     /// Accepted on the inbound port: requests go to the local application (reporter="destination").
     var inbound = false
+    /// One HTTP/2 stream (h2c): one request; no connection-level headers in answers.
+    var http2 = false
 }
 
 /// One downstream HTTP/1.1 connection. Every request is routed and balanced on its own, so a single
@@ -169,7 +171,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let ex = Exchange(head)
         exchange = ex
         env.lifecycle.begin()
-        if !head.isKeepAlive { closeAfterResponse = true }
+        if !head.isKeepAlive && !env.http2 { closeAfterResponse = true }
         if env.inbound {
             startInbound(ex, head, table: table)
             return
@@ -482,7 +484,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             for (k, v) in ex.policyHeaders {
                 if k == "set-cookie" { h.add(name: k, value: v) } else { h.replaceOrAdd(name: k, value: v) }
             }
-            if env.lifecycle.isDraining || closeAfterResponse { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
+            if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
             if upgrade { context.flush() }
         case .body(let buffer):
@@ -529,7 +531,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         ex.flags = reply.flag
         if !ex.requestEnded { discardingBody = true }
         ex.requestEnded = true
-        let keepAlive = !closeAfterResponse && !env.lifecycle.isDraining
+        let keepAlive = env.http2 || (!closeAfterResponse && !env.lifecycle.isDraining)
         var head = reply.head(version: ex.requestHead.version, keepAlive: keepAlive)
         if !reply.flag.isEmpty { head.headers.add(name: "x-envoy-response-flags", value: reply.flag) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
