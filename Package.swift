@@ -37,7 +37,7 @@ let package = Package(
             ]
         ),
         // Pure routing decisions: host and route matching, weights, load balancing, the compiled table.
-        .target(name: "InterposeRouting", dependencies: ["InterposeConfig"]),
+        .target(name: "InterposeRouting", dependencies: ["InterposeConfig", "InterposeCapture"]),
         // The data path on SwiftNIO: listeners, protocol detection, TCP relay, HTTP/1.1 proxy, pools, admin.
         // Policy and quota per request (Mixer in process): AuthorizationPolicy, ValueList, RateLimitPolicy. Pure.
         .target(name: "InterposePolicy", dependencies: ["InterposeConfig", "InterposeFlow", "InterposeCapture"]),
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "InterposeProxy",
             dependencies: [
-                "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposePolicy", "InterposeRedis",
+                "InterposeCapture", "InterposeConfig", "InterposeRouting", "InterposeKernel", "InterposeFlow", "InterposePolicy", "InterposeRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

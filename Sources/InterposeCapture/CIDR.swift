@@ -31,6 +31,11 @@ public struct CIDR: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.bytes = masked
     }
 
+    /// Whether an address (4 or 16 bytes, as `IPAddressText.parse` gives them) lies in this network.
+    public func contains(_ address: [UInt8]) -> Bool {
+        address.count == bytes.count && CIDR(family: family, bytes: address, prefixLength: prefixLength).bytes == bytes
+    }
+
     /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or `addr/n`. Returns a reason on failure.
     public static func parse(_ text: String) -> Result<CIDR, CIDRError> {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
@@ -75,6 +80,13 @@ public enum CIDRError: Error, Equatable, Sendable, CustomStringConvertible {
 
 /// Text forms of addresses, written by hand so this module needs no libc (it stays pure and portable).
 public enum IPAddressText {
+    /// 4 bytes for IPv4, 16 for IPv6 (a `%zone` suffix ignored); nil when it is neither.
+    public static func parse(_ s: String) -> [UInt8]? {
+        if let v4 = parseV4(s) { return v4 }
+        let unzoned = s.firstIndex(of: "%").map { String(s[..<$0]) } ?? s
+        return parseV6(unzoned)
+    }
+
     public static func parseV4(_ s: String) -> [UInt8]? {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }

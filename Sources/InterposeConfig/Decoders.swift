@@ -1,4 +1,5 @@
 import Foundation
+import InterposeCapture
 import Yams
 
 /// Turns one YAML document's `spec` into a resource, reporting problems with their field paths.
@@ -261,7 +262,7 @@ struct ResourceDecoder {
             for m in r.maps("match") {
                 defer { m.finish() }
                 m.accept("gateways", "sourceNamespace")
-                matches.append(L4Match(destinationSubnets: m.strings("destinationSubnets"), port: port(m, "port"), sourceLabels: m.stringMap("sourceLabels")))
+                matches.append(L4Match(destinationSubnets: cidrs(m, "destinationSubnets"), port: port(m, "port"), sourceLabels: m.stringMap("sourceLabels")))
             }
             let route = weightedDestinations(r, "route")
             if route.isEmpty && (r.raw("route")?.sequence?.isEmpty ?? !r.has("route")) { diagnostics.error(r.sub("route"), "a tcp route needs a route", line: r.node.line) }
@@ -417,14 +418,4 @@ struct ResourceDecoder {
 }
 
 /// An IPv4 dotted quad or an IPv6 literal (hex groups, `::`, optional dotted tail).
-func isIPAddressText(_ s: String) -> Bool {
-    if s.contains(":") {
-        let groups = s.split(separator: ":", omittingEmptySubsequences: false)
-        return groups.count >= 3 && groups.count <= 9 && s.components(separatedBy: "::").count <= 2
-            && groups.enumerated().allSatisfy { i, g in
-                g.count <= 4 && g.allSatisfy(\.isHexDigit) || (i == groups.count - 1 && isIPAddressText(String(g)) && !g.contains(":"))
-            }
-    }
-    let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-    return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! < 256 }
-}
+func isIPAddressText(_ s: String) -> Bool { IPAddressText.parse(s) != nil }

@@ -108,7 +108,8 @@ extension ResourceDecoder {
         return v
     }
 
-    private func cidrs(_ r: MapReader, _ key: String) -> [CIDR] {
+    /// A list of addresses or CIDRs (IPv4 or IPv6), each bad one an error at its path.
+    func cidrs(_ r: MapReader, _ key: String) -> [CIDR] {
         r.list(key).compactMap { item in
             guard let s = item.node.string else { diagnostics.error(item.path, "expected an address or CIDR", line: item.node.line); return nil }
             switch CIDR.parse(s) {

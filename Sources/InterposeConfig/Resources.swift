@@ -1,3 +1,4 @@
+import InterposeCapture
 /// The configuration resources Interpose reads, as Istio writes them (networking.istio.io) plus
 /// its own kinds (interpose.dev/v1alpha1). Plain values: decoding fills them, validation checks them,
 /// and the routing module compiles them into a snapshot.
@@ -148,7 +149,7 @@ public struct HTTPRoute: Sendable, Equatable {
 }
 
 public struct L4Match: Sendable, Equatable {
-    public var destinationSubnets: [String]
+    public var destinationSubnets: [CIDR]
     public var port: UInt16?
     public var sourceLabels: [String: String]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import InterposeCapture
 import InterposeConfig
 import InterposeKernel
 import InterposePolicy
@@ -129,8 +130,9 @@ struct ConnectionDispatcher {
         }
         var destination = Destination(host: host)
         if let vs = table.virtualService(forHost: host) {
+            let address = IPAddressText.parse(ip) ?? []
             for route in vs.tcp where route.matches.isEmpty || route.matches.contains(where: { m in
-                (m.port == nil || m.port == port) && (m.destinationSubnets.isEmpty || m.destinationSubnets.contains { subnetContains($0, ip) })
+                (m.port == nil || m.port == port) && (m.destinationSubnets.isEmpty || m.destinationSubnets.contains { $0.contains(address) })
             }) {
                 if let i = WeightedChoice.pick(route.weights, using: &env.loop.rng) { destination = route.destinations[i].destination }
                 break
@@ -244,27 +246,6 @@ struct ConnectionDispatcher {
     }
 }
 
-/// True when `cidr` (a.b.c.d/n or an address) contains the IPv4/IPv6 address `ip`.
-func subnetContains(_ cidr: String, _ ip: String) -> Bool {
-    let parts = cidr.split(separator: "/")
-    guard let net = try? SocketAddress(ipAddress: String(parts[0]), port: 0), let addr = try? SocketAddress(ipAddress: ip, port: 0) else { return false }
-    func bytes(_ a: SocketAddress) -> [UInt8]? {
-        switch a {
-        case .v4(let v): return withUnsafeBytes(of: v.address.sin_addr) { Array($0) }
-        case .v6(let v): return withUnsafeBytes(of: v.address.sin6_addr) { Array($0) }
-        default: return nil
-        }
-    }
-    guard let n = bytes(net), let b = bytes(addr), n.count == b.count else { return false }
-    let len = parts.count > 1 ? Int(parts[1]) ?? n.count * 8 : n.count * 8
-    for i in 0..<n.count {
-        let bits = max(0, min(8, len - i * 8))
-        if bits == 0 { break }
-        let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
-        if n[i] & mask != b[i] & mask { return false }
-    }
-    return true
-}
 
 /// Connection-level diagnostics on standard error when INTERPOSE_DEBUG is set.
 let debugEnabled = ProcessInfo.processInfo.environment["INTERPOSE_DEBUG"] != nil

@@ -1,3 +1,4 @@
+import InterposeCapture
 import InterposeConfig
 
 /// The compiled configuration the data path reads: immutable, built once per config load and swapped
@@ -132,8 +133,7 @@ struct AddressIndex: Sendable {
         var ports: Set<UInt16>
     }
     struct Block: Sendable {
-        var network: [UInt8]
-        var bits: Int
+        var network: CIDR
         var owners: [Owner]
     }
     private var exact: [[UInt8]: [Owner]] = [:]
@@ -145,24 +145,15 @@ struct AddressIndex: Sendable {
     /// Adds `10.0.0.1`, `10.0.0.0/24`, `2001:db8::/32`. Returns false when it is not an address or CIDR.
     @discardableResult
     mutating func add(_ text: String, host: String, ports: Set<UInt16>) -> Bool {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let first = parts.first, let bytes = parseIPAddress(String(first)) else { return false }
-        var bits = bytes.count * 8
-        if parts.count == 2 {
-            guard let b = Int(parts[1]), (0...bits).contains(b) else { return false }
-            bits = b
-        }
+        guard case .success(let network) = CIDR.parse(text) else { return false }
         let owner = Owner(host: host, ports: ports)
-        if bits == bytes.count * 8 {
-            exact[bytes, default: []].append(owner)
+        if network.isHost {
+            exact[network.bytes, default: []].append(owner)
+        } else if let i = blocks.firstIndex(where: { $0.network == network }) {
+            blocks[i].owners.append(owner)
         } else {
-            let network = masked(bytes, bits)
-            if let i = blocks.firstIndex(where: { $0.network == network && $0.bits == bits }) {
-                blocks[i].owners.append(owner)
-            } else {
-                blocks.append(Block(network: network, bits: bits, owners: [owner]))
-                blocks.sort { $0.bits > $1.bits }
-            }
+            blocks.append(Block(network: network, owners: [owner]))
+            blocks.sort { $0.network.prefixLength > $1.network.prefixLength }
         }
         return true
     }
@@ -172,7 +163,7 @@ struct AddressIndex: Sendable {
     func lookup(_ address: String, port: UInt16?, strictPort: Bool = false) -> String? {
         guard let bytes = parseIPAddress(address) else { return nil }
         if let owners = exact[bytes] { return pick(owners, port, strictPort) }
-        for block in blocks where block.network.count == bytes.count && masked(bytes, block.bits) == block.network {
+        for block in blocks where block.network.contains(bytes) {
             return pick(block.owners, port, strictPort)
         }
         return nil
@@ -183,50 +174,7 @@ struct AddressIndex: Sendable {
         if let port, let o = owners.first(where: { $0.ports.contains(port) }) { return o.host }
         return strict ? nil : owners.first?.host
     }
-
-    private func masked(_ bytes: [UInt8], _ bits: Int) -> [UInt8] {
-        bytes.enumerated().map { i, b in
-            let keep = min(max(bits - i * 8, 0), 8)
-            return keep == 8 ? b : b & ~(UInt8(0xFF) >> keep)
-        }
-    }
 }
 
-/// 4 bytes for IPv4, 16 for IPv6 (with `::` and an embedded IPv4 tail); nil otherwise.
-func parseIPAddress(_ text: String) -> [UInt8]? {
-    if !text.contains(":") {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var out: [UInt8] = []
-        for p in parts {
-            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt8(p) else { return nil }
-            out.append(v)
-        }
-        return out
-    }
-    var text = Substring(text)
-    if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
-    func groups(_ s: Substring) -> [UInt8]? {
-        if s.isEmpty { return [] }
-        var out: [UInt8] = []
-        let items = s.split(separator: ":", omittingEmptySubsequences: false)
-        for (i, item) in items.enumerated() {
-            if item.contains("."), i == items.count - 1 {
-                guard let v4 = parseIPAddress(String(item)) else { return nil }
-                out += v4
-            } else {
-                guard (1...4).contains(item.count), let v = UInt16(item, radix: 16) else { return nil }
-                out += [UInt8(v >> 8), UInt8(v & 0xFF)]
-            }
-        }
-        return out
-    }
-    let halves = text.split(separator: "::", omittingEmptySubsequences: false)
-    if halves.count > 2 { return nil }
-    if halves.count == 2 {
-        guard let head = groups(halves[0]), let tail = groups(halves[1]), head.count + tail.count <= 14 else { return nil }
-        return head + Array(repeating: 0, count: 16 - head.count - tail.count) + tail
-    }
-    guard let all = groups(text), all.count == 16 else { return nil }
-    return all
-}
+/// 4 bytes for IPv4, 16 for IPv6; nil otherwise (one parser for the whole project: IPAddressText).
+func parseIPAddress(_ text: String) -> [UInt8]? { IPAddressText.parse(text) }
