@@ -535,19 +535,7 @@ RES="$WORK/results.md"
     # shellcheck disable=SC2086
     echo "| added connect p99 under 100 µs, engine on $where | $a µs (C floor: $(minus "$(median ${LP99[c:$pl]:-})" "$(median ${LP99[off]:-})") µs) | $(verdict "$a" '<' 100) |"
   done
-  if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    echo
-    for p in "${PROBLEMS[@]}"; do echo "- $p"; done
-  fi
+  problems_section
 } >"$RES"
 
-echo
-cat "$RES"
-cp "$RES" "$WORK/logs/results.md"
-
-if [ -n "$DOC" ]; then
-  echo
-  doc_section "$DOC" flow "$RES" "Flow engine (NFQUEUE)"
-fi
+publish_report "$RES" flow "Flow engine (NFQUEUE)"

@@ -100,3 +100,24 @@ take_bench_lock() {
     flock -w "$WAIT_QUIET" 9 || die "another benchmark still holds /tmp/interpose-bench.lock"
   fi
 }
+
+# The "Problems seen" list that ends a report (nothing when PROBLEMS is empty).
+problems_section() {
+  [ ${#PROBLEMS[@]} -gt 0 ] || return 0
+  echo
+  echo "Problems seen:"
+  echo
+  local p
+  for p in "${PROBLEMS[@]}"; do echo "- $p"; done
+}
+
+# Prints the report, keeps a copy with the raw outputs, and puts it in the doc section NAME.
+publish_report() { # report-file name [title]
+  echo
+  cat "$1"
+  cp "$1" "$WORK/logs/results.md"
+  if [ -n "$DOC" ]; then
+    echo
+    doc_section "$DOC" "$2" "$1" "${3:-}"
+  fi
+}

@@ -458,19 +458,7 @@ RES="$WORK/results.md"
       echo "Interpose / nginx: throughput $(ratio "${R_RPS[interpose]:-}" "${R_RPS[nginx]:-}"), p99 $(ratio "${R_P99[interpose]:-}" "${R_P99[nginx]:-}"), CPU µs per request $(ratio "${R_CPU[interpose]:-}" "${R_CPU[nginx]:-}")."
     fi
   fi
-  if [ ${#PROBLEMS[@]} -gt 0 ]; then
-    echo
-    echo "Problems seen:"
-    echo
-    for p in "${PROBLEMS[@]}"; do echo "- $p"; done
-  fi
+  problems_section
 } >"$RES"
 
-echo
-cat "$RES"
-cp "$RES" "$WORK/logs/results.md"
-
-if [ -n "$DOC" ]; then
-  echo
-  doc_section "$DOC" results "$RES"
-fi
+publish_report "$RES" results

@@ -71,20 +71,10 @@ struct ConnectionDispatcher {
     // MARK: HTTP
 
     private func startHTTP(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
-        let channel = ctx.channel
-        do {
-            let ops = channel.pipeline.syncOperations
+        takeOver(ctx, firstBytes: firstBytes) { ops in
             try ops.addHandler(HTTPResponseEncoder(), name: "http-encoder")
             try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
             try ops.addHandler(HTTPProxyHandler(env: env), name: "http-proxy")
-            // The sniffed bytes go to the decoder first; bytes that came later follow when "detect" goes.
-            if let firstBytes {
-                ctx.fireChannelRead(NIOAny(firstBytes))
-                ctx.fireChannelReadComplete()
-            }
-            try removeNow(channel.pipeline, "detect")
-        } catch {
-            channel.close(promise: nil)
         }
     }
 
@@ -92,26 +82,31 @@ struct ConnectionDispatcher {
     /// handled by the same proxy handler as HTTP/1.1 (routing, balancing, policy, mirrors, telemetry
     /// per request); upstreams are spoken to in HTTP/1.1.
     private func startHTTP2(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
-        let channel = ctx.channel
         var streamEnv = env
         streamEnv.http2 = true
-        do {
-            _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
-            ) { stream in
+        takeOver(ctx, firstBytes: firstBytes) { [streamEnv] ops in
+            _ = try ops.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                     try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(env: streamEnv), name: "http-proxy")
                 }
             }
-            try channel.pipeline.syncOperations.addHandler(ConnectionErrorLog(what: "HTTP/2 connection"))
+            try ops.addHandler(ConnectionErrorLog(what: "HTTP/2 connection"))
+        }
+    }
+
+    /// Installs the handlers that take over from protocol detection, gives them the sniffed bytes first
+    /// (bytes that came later follow when "detect" goes), and removes "detect".
+    private func takeOver(_ ctx: ChannelHandlerContext, firstBytes: ByteBuffer?, _ install: (ChannelPipeline.SynchronousOperations) throws -> Void) {
+        do {
+            try install(ctx.channel.pipeline.syncOperations)
             if let firstBytes {
                 ctx.fireChannelRead(NIOAny(firstBytes))
                 ctx.fireChannelReadComplete()
             }
-            try removeNow(channel.pipeline, "detect")
+            try removeNow(ctx.channel.pipeline, "detect")
         } catch {
-            channel.close(promise: nil)
+            ctx.channel.close(promise: nil)
         }
     }
 
