@@ -21,7 +21,7 @@ public struct PortRange: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// Parses one list item. Port 0 is refused: it never names a real destination.
-    static func parse(_ text: String) -> PortRange? {
+    public static func parse(_ text: String) -> PortRange? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         func port(_ s: Substring) -> UInt16? {
             guard !s.isEmpty, s.allSatisfy(\.isASCIIDigit), s.count <= 5, let v = Int(s), v >= 1, v <= 65535 else { return nil }

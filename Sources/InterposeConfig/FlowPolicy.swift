@@ -124,9 +124,7 @@ extension ResourceDecoder {
     private func portRanges(_ r: MapReader, _ key: String) -> [PortRange] {
         r.list(key).compactMap { item in
             let s = item.node.string ?? ""
-            let bounds = s.split(separator: "-", omittingEmptySubsequences: false).map { UInt16($0) }
-            if bounds.count == 1, let p = bounds[0], p > 0 { return PortRange(p) }
-            if bounds.count == 2, let lo = bounds[0], let hi = bounds[1], lo > 0, let range = PortRange(lo, hi) { return range }
+            if let range = PortRange.parse(s) { return range }
             diagnostics.error(item.path, "'\(s)' is not a port (1-65535) or a range like 8000-8100", line: item.node.line)
             return nil
         }

@@ -23,7 +23,8 @@ public struct FlowAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init?(_ text: String) {
-        if let b = IPAddressText.parseV4(text) { self.init(bytes: b) } else if let b = IPAddressText.parseV6(text) { self.init(bytes: b) } else { return nil }
+        guard let b = IPAddressText.parse(text) else { return nil }
+        self.init(bytes: b)
     }
 
     public var bitCount: Int { isV6 ? 128 : 32 }

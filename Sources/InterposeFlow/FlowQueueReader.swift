@@ -20,7 +20,7 @@ public struct FlowQueueSettings: Sendable, Equatable {
     public init(queues: [UInt16]) { self.queues = queues }
 
     /// Receive buffer sized to the queue: every queued packet's message can wait in it.
-    public var receiveBufferBytes: UInt32 { max(256 * 1024, min(64 * 1024 * 1024, queueLength * (copyRange + 256))) }
+    public var receiveBufferBytes: UInt32 { UInt32(max(256 * 1024, min(64 * 1024 * 1024, UInt64(queueLength) * UInt64(copyRange + 256)))) }
 }
 
 public struct FlowQueueError: Error, CustomStringConvertible {
@@ -85,9 +85,11 @@ public final class FlowQueueReader: Sendable {
         var pending: [Pending] = []
         pending.reserveCapacity(settings.maxPendingVerdicts)
         while !stopRequested.load(ordering: .relaxed) && !abandoned.load(ordering: .relaxed) {
+            // One snapshot of the rules per datagram, not one lock per packet.
+            let ruleSet = rules()
             let outcome = kernel.receive(wait: pending.isEmpty) { event in
                 switch event {
-                case .packet(let p): pending.append(Pending(id: p.id, verdict: verdict(for: p)))
+                case .packet(let p): pending.append(Pending(id: p.id, verdict: verdict(for: p, rules: ruleSet)))
                 case .error(let e): noteError(e)
                 }
             }
@@ -107,11 +109,11 @@ public final class FlowQueueReader: Sendable {
         flush(&pending)
     }
 
-    func verdict(for p: QueuedPacket) -> KernelVerdict {
+    func verdict(for p: QueuedPacket, rules ruleSet: FlowRuleSet) -> KernelVerdict {
         let start = clock()
         let decision: FlowDecision
         if let tuple = FlowTuple.parse(p.payload) {
-            decision = rules().decide(tuple, direction: p.inbound ? .inbound : .outbound, uid: p.uid, now: start)
+            decision = ruleSet.decide(tuple, direction: p.inbound ? .inbound : .outbound, uid: p.uid, now: start)
         } else {
             decision = .noRuleMatched
         }

@@ -52,12 +52,15 @@ public final class SourceRateLimiter: Sendable {
     public func take(_ source: FlowAddress, now: UInt64) -> Bool {
         let (perFill, burst, interval, maxSources) = (self.perFill, self.burst, self.interval, self.maxSources)
         return buckets.withLock { map in
-            if map.count >= maxSources && map[source] == nil {
+            if map[source] == nil && map.count >= maxSources {
                 map = map.filter { _, b in
                     var b = b
                     b.refill(now: now, perFill: perFill, burst: burst, interval: interval)
                     return b.tokens < burst
                 }
+                // Every source is busy: allow this one without remembering it rather than grow without
+                // end under a scan (as the policy engine's LocalLimiter does).
+                if map.count >= maxSources { return true }
             }
             var bucket = map[source] ?? TokenBucket(burst: burst, now: now)
             let allowed = bucket.take(now: now, perFill: perFill, burst: burst, interval: interval)

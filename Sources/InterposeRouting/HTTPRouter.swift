@@ -54,7 +54,8 @@ public struct HTTPRouter {
 
     public func route<R: RandomNumberGenerator>(_ request: RequestView, originalAddress: String?, using rng: inout R,
                                                 trace: UnsafeMutablePointer<RouteTrace>? = nil) -> HTTPDecision {
-        func note(_ s: String) { trace?.pointee.lines.append(s) }
+        // The trace is for `interpose explain`: on the request path nothing is worded.
+        func note(_ s: @autoclosure () -> String) { if let trace { trace.pointee.lines.append(s()) } }
         var host = normalizeHost(request.authority)
         trace?.pointee.host = host
         var vs = table.virtualService(forHost: host)
@@ -82,7 +83,7 @@ public struct HTTPRouter {
             var matchedPrefix: String? = "/"
             if route.matches.isEmpty { note("route \(route.label): no match conditions, matches everything") }
             for (i, m) in route.matches.enumerated() {
-                if let why = m.mismatch(request, sourceLabels: labels) {
+                if let why = m.mismatch(request, sourceLabels: labels, explain: trace != nil) {
                     note("route \(route.label) match[\(i)]\(m.name.map { " \($0)" } ?? ""): no — \(why)")
                 } else {
                     note("route \(route.label) match[\(i)]\(m.name.map { " \($0)" } ?? ""): yes")

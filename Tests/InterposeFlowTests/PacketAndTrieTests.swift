@@ -227,9 +227,10 @@ import Testing
         #expect(limiter.take(addr("10.0.0.1"), now: 0))
         #expect(limiter.take(addr("10.0.0.2"), now: 0))
         #expect(limiter.sourceCount == 2)
-        // Both buckets are empty (busy): nothing can be pruned, the new source is still served.
+        // Both buckets are empty (busy): nothing can be pruned; the new source is served but not
+        // remembered, so a scan cannot grow the map past its cap.
         #expect(limiter.take(addr("10.0.0.3"), now: 0))
-        #expect(limiter.sourceCount == 3)
+        #expect(limiter.sourceCount == 2)
         // Two seconds on, every bucket is full again (idle): all are pruned before the newcomer is added.
         #expect(limiter.take(addr("10.0.0.4"), now: 2 * Self.s))
         #expect(limiter.sourceCount == 1)
