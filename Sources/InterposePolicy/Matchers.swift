@@ -294,18 +294,30 @@ final class MatchProgram: Sendable {
             return ipSets[Int(set.start)].contains(addr)
         case .patterns:
             guard var v = cache.string(attr, a) else { return false }
-            return v.withUTF8 { value in
-                var i = Int(set.start)
-                while i < Int(set.start + set.count) {
-                    if matches(patterns[i], value) { return true }
-                    i += 1
-                }
-                return false
+            let whole = v.withUTF8 { value in matchesAny(set, value) }
+            // A header sent several times (or a list value) matches when any element does, as Istio's
+            // header matcher does: `x-user: ok` then `x-user: evil` must not slip past a rule on `evil`.
+            guard !whole, attr.kind == .header, v.utf8.contains(UInt8(ascii: ",")) else { return whole }
+            for element in v.split(separator: ",") {
+                var e = element.drop { $0 == " " || $0 == "\t" }
+                while e.last == " " || e.last == "\t" { e = e.dropLast() }
+                var text = String(e)
+                if text.withUTF8({ matchesAny(set, $0) }) { return true }
             }
+            return false
         }
     }
 
     @inline(__always)
+    private func matchesAny(_ set: ValueSet, _ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        var i = Int(set.start)
+        while i < Int(set.start + set.count) {
+            if matches(patterns[i], value) { return true }
+            i += 1
+        }
+        return false
+    }
+
     private func matches(_ p: Pattern, _ value: UnsafeBufferPointer<UInt8>) -> Bool {
         let n = Int(p.count)
         switch p.kind {

@@ -112,18 +112,28 @@ struct PolicyTests {
           - to:
             - operation:
                 paths: ["/admin/*"]
+          - when:
+            - key: request.headers[x-user]
+              values: [evil]
         """))
         let denied = raw(t, path: "/admin/users")
         #expect(denied.hasPrefix("HTTP/1.1 403"), "\(denied)")
         #expect(denied.hasSuffix("RBAC: access denied"), "\(denied)")
         #expect(get(t, path: "/admin/users", count: 5) == ["403 flag=UAEX": 5])
+        // The path is normalized before routing and policy: dot segments and doubled slashes do not hide it.
+        for disguised in ["/./admin/users", "/api/../admin/users", "//admin//users", "/api/%2e%2e/admin/users"] {
+            #expect(get(t, path: disguised) == ["403 flag=UAEX": 1], "\(disguised)")
+        }
+        // A header sent twice: the second value counts too, it cannot hide behind the first.
+        #expect(get(t, path: "/products", headers: ["x-user: ok", "x-user: evil"]) == ["403 flag=UAEX": 1])
+        #expect(get(t, path: "/products", headers: ["x-user: ok", "x-user: fine"]) == ["200 v1": 1])
         // gRPC clients read the status from grpc-status: HTTP 200 with grpc-status 7 (PERMISSION_DENIED).
         let grpc = raw(t, path: "/admin/users", headers: ["content-type: application/grpc"])
         #expect(grpc.hasPrefix("HTTP/1.1 200") && header(grpc, "grpc-status") == "7", "\(grpc)")
         #expect(get(t, path: "/products", count: 5) == ["200 v1": 5])
         #expect(get(t, path: "/administrator", count: 1) == ["200 v1": 1], "a prefix match ends at the /")
         let text = t.metrics()
-        #expect(metricValue(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 7)
+        #expect(metricValue(text, "interpose_policy_decisions_total", "policy=\"test/deny-admin\"", "result=\"deny\"") == 12)
         // explain shows the same decision for the same request.
         let explained = t.run(t.app, [Binaries.proxy, "explain", "--config", (p.configFile as NSString).deletingLastPathComponent,
                                       "GET http://reviews:9080/admin/users"]).stdout

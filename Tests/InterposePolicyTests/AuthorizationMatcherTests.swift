@@ -131,6 +131,17 @@ struct AuthorizationMatcherTests {
         #expect(ruleEngine("- when: [{key: \"request.headers[x-missing]\", notValues: [v1]}]").allows(r))
     }
 
+    /// A header sent twice reaches the engine comma-joined (RFC 9110); any element matching counts, as
+    /// with Istio, so a second `x-user` value cannot hide behind a first one.
+    @Test func repeatedHeaderValuesMatchElementByElement() {
+        let repeated = Req.http(headers: ["x-user": "ok, evil"])
+        #expect(ruleEngine("- when: [{key: \"request.headers[x-user]\", values: [evil]}]").allows(repeated))
+        #expect(ruleEngine("- when: [{key: \"request.headers[x-user]\", values: [\"ev*\"]}]").allows(repeated))
+        #expect(!ruleEngine("- when: [{key: \"request.headers[x-user]\", notValues: [evil]}]").allows(repeated))
+        #expect(!ruleEngine("- when: [{key: \"request.headers[x-user]\", values: [vil]}]").allows(repeated))
+        #expect(!ruleEngine("- when: [{key: \"request.headers[x-user]\", values: [evil]}]").allows(Req.http(headers: ["x-user": "ok"])))
+    }
+
     @Test func whenConnectionAndSourceKeys() {
         var r = Req.http(from: "10.1.2.3")
         r.sourceNamespace = "web"

@@ -161,6 +161,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     private func startRequest(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
         // One request id for the upstream request, its mirrors and the access log.
         var head = received
+        // Routing and policy must see the path the upstream will: `/./admin` is `/admin`.
+        let target = normalizedRequestTarget(head.uri)
+        if target != head.uri { head.uri = target }
         if !head.headers.contains(name: "x-request-id") { head.headers.add(name: "x-request-id", value: env.loop.requestID()) }
         debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table

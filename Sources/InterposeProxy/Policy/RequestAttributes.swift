@@ -58,7 +58,12 @@ public struct RequestAttributes: ConnectionAttributeSource {
 
     public var requestMethod: String? { head?.method.rawValue }
     public var requestHost: String? { head?.headers.first(name: "host") }
-    public func requestHeader(_ lowercasedName: String) -> String? { head?.headers.first(name: lowercasedName) }
+    /// All values of the header, comma-joined as RFC 9110 5.3 allows (a repeated header is one list).
+    public func requestHeader(_ lowercasedName: String) -> String? {
+        guard let headers = head?.headers else { return nil }
+        let values = headers[lowercasedName]
+        return values.count > 1 ? values.joined(separator: ",") : values.first
+    }
 
     public func requestQuery(_ name: String) -> String? {
         guard let uri = head?.uri, let q = uri.firstIndex(of: "?") else { return nil }
