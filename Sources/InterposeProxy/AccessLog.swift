@@ -8,7 +8,7 @@ final class AccessLog: Sendable {
         let now = Date().ISO8601Format()  // no formatter object per line
         let h = head.headers
         func q(_ s: String?) -> String { "\"\(s ?? "-")\"" }
-        let line = "[\(now)] \"\(head.method.rawValue) \(h.first(name: "x-envoy-original-path") ?? head.uri) HTTP/\(head.version.major).\(head.version.minor)\" \(status) \(flags.isEmpty ? "-" : flags) \(bytesIn) \(bytesOut) \(Int(millis)) \(q(h.first(name: "x-forwarded-for"))) \(q(h.first(name: "user-agent"))) \(q(h.first(name: "x-request-id"))) \(q(h.first(name: "host"))) \(q(upstream.replacingOccurrences(of: "|", with: ":").split(separator: ":").prefix(2).joined(separator: ":"))) \(cluster)\(policy.map { " " + $0 } ?? "")\n"
+        let line = "[\(now)] \"\(head.method.rawValue) \(h.first(name: "x-envoy-original-path") ?? head.uri) HTTP/\(head.version.major).\(head.version.minor)\" \(status) \(flags.isEmpty ? "-" : flags) \(bytesIn) \(bytesOut) \(Int(millis)) \(q(h.first(name: "x-forwarded-for"))) \(q(h.first(name: "user-agent"))) \(q(h.first(name: "x-request-id"))) \(q(h.first(name: "host"))) \(q(upstream)) \(cluster)\(policy.map { " " + $0 } ?? "")\n"
         FileHandle.standardOutput.write(Data(line.utf8))
     }
 }

@@ -62,8 +62,8 @@ final class LoopState: @unchecked Sendable {
     }
 
     func takeIdle(_ key: String) -> Channel? {
-        while var list = idle[key], let ch = list.popLast() {
-            idle[key] = list
+        // Popped in place: copying the list out and back would copy it on every take.
+        while let ch = idle[key]?.popLast() {
             if ch.isActive { return ch }
         }
         return nil

@@ -39,6 +39,9 @@ public final class ProxyRuntime: @unchecked Sendable {
     private var adminChannels: [Channel] = []
     private let shutdownPromise: EventLoopPromise<Void>
     private var reloadTimer: DispatchSourceTimer?
+    /// Timer reloads, SIGHUP reloads, DNS refreshes and list fetches all run here, one at a time: a
+    /// DNS refresh must never store a table compiled from a bundle a concurrent reload replaced.
+    private let reloadQueue = DispatchQueue(label: "interpose.reload")
     private var signalSources: [DispatchSourceSignal] = []
     /// The NFQUEUE flow engine, when asked for and allowed (CAP_NET_ADMIN).
     public private(set) var flowEngine: FlowEngine?
@@ -139,7 +142,7 @@ public final class ProxyRuntime: @unchecked Sendable {
     }
 
     private func startReloading() {
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "interpose.reload"))
+        let timer = DispatchSource.makeTimerSource(queue: reloadQueue)
         timer.schedule(deadline: .now() + options.reloadInterval, repeating: options.reloadInterval)
         var ticks = 0
         let refreshEvery = max(1, Int((store.table.proxy.dnsRefreshInterval / options.reloadInterval).rounded()))
@@ -214,7 +217,7 @@ public final class ProxyRuntime: @unchecked Sendable {
             src.resume()
             signalSources.append(src)
         }
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "interpose.sighup"))
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: reloadQueue)
         signal(SIGHUP, SIG_IGN)
         hup.setEventHandler { [weak self] in self?.reload(force: true) }
         hup.resume()

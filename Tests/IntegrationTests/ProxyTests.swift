@@ -188,6 +188,8 @@ struct ProxyTests {
         defer { t.destroy() }
         _ = try mesh(t)
         #expect(get(t, "10.233.1.2:9081", host: "elsewhere.example") == ["502 -": 1])
+        // Something does listen there: only the proxy can be what refuses the connection.
+        try t.listen(in: t.peer, name: "unknown-service", ports: [7000])
         let tcp = t.run(t.app, [Binaries.netcheck, "dial", "10.233.1.2:7000", "--timeout-ms", "1500"], uid: 1000)
         #expect(!tcp.succeeded, "REGISTRY_ONLY closes TCP to unknown destinations")
         #expect(t.metrics().contains("destination_service=\"BlackHoleCluster\""))
@@ -227,9 +229,10 @@ struct ProxyTests {
         // An address nobody declared: the ClientHello's SNI names the service, so it is routed there.
         let routed = t.run(t.app, [Binaries.netcheck, "dial", "10.250.0.5:443", "--tls-sni", "secure.example"], uid: 1000)
         #expect(routed.stdout.contains("name=tls-backend"), "\(routed.stdout)\(routed.stderr)")
-        // Without a known SNI it is outside the registry: REGISTRY_ONLY closes it.
-        let refused = t.run(t.app, [Binaries.netcheck, "dial", "10.250.0.5:443", "--tls-sni", "other.example"], uid: 1000)
-        #expect(!refused.succeeded)
+        // Without a known SNI, to a live address nobody declared (tls-backend answers on 10.233.1.2:8443
+        // too): it is outside the registry, and REGISTRY_ONLY closes it.
+        let refused = t.run(t.app, [Binaries.netcheck, "dial", "10.233.1.2:8443", "--tls-sni", "other.example"], uid: 1000)
+        #expect(!refused.succeeded, "\(refused.stdout)")
     }
 
     @Test func idleTCPRelaysAreClosed() throws {

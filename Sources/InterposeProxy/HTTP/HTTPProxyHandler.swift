@@ -43,6 +43,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var endpointKey = ""
         /// The key least-request balancing counts active requests under (`Endpoint.description`).
         var activeKey: String?
+        /// `host:port` (`[v6]:port`) of the endpoint, for the access log (activeKey is cleared before it).
+        var upstreamAddress = "-"
         var upstream: Channel?
         var pending: [HTTPClientRequestPart] = []
         var requestEnded = false
@@ -260,8 +262,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let decided = DecidedFlag()
         PolicyGate.check(engine, attributes, env: env) { [weak self] verdict in
             decided.value = true
-            guard let self, self.exchange === ex, !ex.finished else { return }
+            guard let self else { return }
+            // Reading resumes whatever became of the request meanwhile, or a keep-alive connection stays paused.
             if decided.paused { _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true) }
+            guard self.exchange === ex, !ex.finished else { return }
             if verdict.kind != "-", self.env.accessLog != nil { ex.policyLog = verdict.logFields }
             if verdict.isAllowed {
                 ex.policyHeaders += verdict.responseHeaders
@@ -368,6 +372,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         ex.endpointKey = UpstreamConnector.poolKey(host, port, source)
         let activeKey = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         ex.activeKey = activeKey
+        ex.upstreamAddress = activeKey
         env.loop.requestStarted(activeKey)
         if ex.cluster == nil {
             ex.cluster = Cluster(key: ClusterKey(host: clusterName, subset: nil, port: port), endpoints: [], usesOriginalDestination: true,
@@ -560,7 +565,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                                         protocolName: "http", responseCode: ex.responseStatus, flags: flag),
                                   durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
         env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
-                           upstream: ex.endpointKey, cluster: cluster?.key.description ?? clusterName ?? "-", policy: ex.policyLog)
+                           upstream: ex.upstreamAddress, cluster: cluster?.key.description ?? clusterName ?? "-", policy: ex.policyLog)
         if exchange === ex { exchange = nil }
     }
 

@@ -55,11 +55,17 @@ final class MirrorSink: UpstreamResponseSink {
     }
 
     func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel) {
-        if case .end = part, ended, !abandoned {
+        guard case .end = part else { return }
+        if ended, !abandoned {
             (try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self))?.sink = nil
             state.putIdle(poolKey, channel)
-            self.channel = nil
+        } else {
+            // Answered before the copy of the request was complete: the connection cannot be reused.
+            abandoned = true
+            pending.removeAll()
+            channel.close(promise: nil)
         }
+        self.channel = nil
     }
 
     func upstreamClosed(_ channel: Channel) { self.channel = nil }
