@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -24,10 +25,12 @@
 struct cinterpose_nfq {
     struct mnl_socket *nl;
     int fd;
+    // The verdict for a packet that arrives while a config ack is awaited (before the reader runs).
+    uint32_t fallback_mark, mark_mask;
     uint32_t seq;
 };
 
-void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms) {
+void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms, uint32_t fallback_mark, uint32_t mark_mask) {
     struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
     if (!nl) return NULL;
     if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -54,11 +57,11 @@ void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms) {
     }
     h->nl = nl;
     h->fd = fd;
+    h->fallback_mark = fallback_mark;
+    h->mark_mask = mark_mask;
     h->seq = 1;
     return h;
 }
-
-int cinterpose_nfq_fd(void *handle) { return ((struct cinterpose_nfq *)handle)->fd; }
 
 void cinterpose_nfq_close(void *handle) {
     struct cinterpose_nfq *h = handle;
@@ -136,32 +139,39 @@ int cinterpose_nfq_verdict(void *handle, uint16_t queue, uint32_t id, int accept
     return mnl_socket_sendto(h->nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 0;
 }
 
-// Sends one config message with NLM_F_ACK and waits for its ack (1.0.5 has no nfq_nlmsg_put2).
-// A packet that arrives meanwhile is accepted unchanged at once: it then follows the rules as if no
-// verdict had been given (the proxy), rather than waiting in the kernel for a reader not yet running.
+// Sends one config message with NLM_F_ACK and waits (up to 2 s) for its ack (1.0.5 has no
+// nfq_nlmsg_put2). A packet that arrives meanwhile gets the fallback verdict mark at once (the
+// proxy's): it must neither wait for a reader not yet running nor keep the "no verdict" mark, which
+// the capture rules treat as "no engine" and let past the proxy and its rules.
 static int send_config(struct cinterpose_nfq *h, struct nlmsghdr *nlh) {
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++h->seq;
     if (mnl_socket_sendto(h->nl, nlh, nlh->nlmsg_len) < 0) return -errno;
     static __thread char rbuf[0xffff + 4096];
     struct cinterpose_nfq_event ev;
-    for (int attempts = 0; attempts < 64; attempts++) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > 2000) return -ETIMEDOUT;
         ssize_t n = recv(h->fd, rbuf, sizeof(rbuf), 0);
         if (n < 0) {
-            if (errno == EINTR || errno == ENOBUFS) continue;
-            return errno == EAGAIN ? -ETIMEDOUT : -errno;
+            if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
+            return -errno;
         }
         int remaining = (int)n;
         const struct nlmsghdr *m = (const struct nlmsghdr *)rbuf;
         while (mnl_nlmsg_ok(m, remaining)) {
             if (parse_one(m, &ev)) {
                 if (ev.kind == CINTERPOSE_NFQ_ERROR && ev.seq == nlh->nlmsg_seq) return -ev.error;
-                if (ev.kind == CINTERPOSE_NFQ_PACKET) cinterpose_nfq_verdict(h, ev.queue, ev.id, 1, 0, 0, 0);
+                if (ev.kind == CINTERPOSE_NFQ_PACKET) {
+                    uint32_t mark = (ev.mark & ~h->mark_mask) | h->fallback_mark;
+                    cinterpose_nfq_verdict(h, ev.queue, ev.id, 1, 1, mark, 0);
+                }
             }
             m = mnl_nlmsg_next(m, &remaining);
         }
     }
-    return -ETIMEDOUT;
 }
 
 int cinterpose_nfq_bind(void *handle, uint16_t queue, int unbind) {

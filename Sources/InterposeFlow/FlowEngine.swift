@@ -65,7 +65,6 @@ public final class FlowEngine: Sendable {
             // Abandoned readers leave the queue to their successor; a stopping engine unbinds it.
             if !reader.abandoned.load(ordering: .relaxed) { _ = reader.kernel.configure(.unbind(queue: reader.queue)) }
             reader.kernel.close()
-            _ = self
         }
     }
 

@@ -85,11 +85,15 @@ public final class FlowQueueReader: Sendable {
         var pending: [Pending] = []
         pending.reserveCapacity(settings.maxPendingVerdicts)
         while !stopRequested.load(ordering: .relaxed) && !abandoned.load(ordering: .relaxed) {
-            // One snapshot of the rules per datagram, not one lock per packet.
-            let ruleSet = rules()
+            // One snapshot of the rules per datagram, not one lock per packet, taken when the datagram is
+            // there (a snapshot taken before a blocking wait could predate a reload).
+            var snapshot: FlowRuleSet?
             let outcome = kernel.receive(wait: pending.isEmpty) { event in
                 switch event {
-                case .packet(let p): pending.append(Pending(id: p.id, verdict: verdict(for: p, rules: ruleSet)))
+                case .packet(let p):
+                    let ruleSet = snapshot ?? rules()
+                    snapshot = ruleSet
+                    pending.append(Pending(id: p.id, verdict: verdict(for: p, rules: ruleSet)))
                 case .error(let e): noteError(e)
                 }
             }

@@ -1,4 +1,5 @@
 import CInterposeLinux
+import InterposeCapture
 import InterposeKernel
 
 /// The real kernel behind the read loop: an NFQUEUE netlink socket.
@@ -6,7 +7,8 @@ public final class NetfilterQueueKernel: FlowQueueKernel, @unchecked Sendable {
     let socket: NetfilterQueueSocket
 
     public init(settings: FlowQueueSettings) throws {
-        socket = try NetfilterQueueSocket(receiveBufferBytes: settings.receiveBufferBytes, receiveTimeoutMilliseconds: settings.receiveTimeoutMilliseconds)
+        socket = try NetfilterQueueSocket(receiveBufferBytes: settings.receiveBufferBytes, receiveTimeoutMilliseconds: settings.receiveTimeoutMilliseconds,
+                                          fallbackMark: FlowMark.proxy, markMask: FlowMark.mask)
     }
 
     public func configure(_ message: QueueConfigMessage) -> Int32 {

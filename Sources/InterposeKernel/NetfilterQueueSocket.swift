@@ -16,8 +16,9 @@ public final class NetfilterQueueSocket: @unchecked Sendable {
         public let description: String
     }
 
-    public init(receiveBufferBytes: UInt32, receiveTimeoutMilliseconds: Int) throws(OpenError) {
-        guard let h = cinterpose_nfq_open(receiveBufferBytes, Int32(receiveTimeoutMilliseconds)) else {
+    /// `fallbackMark` in `markMask`: the verdict for packets read while a config message awaits its ack.
+    public init(receiveBufferBytes: UInt32, receiveTimeoutMilliseconds: Int, fallbackMark: UInt32, markMask: UInt32) throws(OpenError) {
+        guard let h = cinterpose_nfq_open(receiveBufferBytes, Int32(receiveTimeoutMilliseconds), fallbackMark, markMask) else {
             throw OpenError(description: "cannot open a netfilter netlink socket: \(String(cString: strerror(errno)))")
         }
         handle = h

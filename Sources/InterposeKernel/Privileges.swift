@@ -55,11 +55,4 @@ extension Privileges {
             throw DropError(description: "cannot drop privileges to uid \(uid) gid \(gid): \(step.map { String(cString: $0) } ?? "?") failed: \(String(cString: strerror(e)))")
         }
     }
-
-    /// The lines of /proc/self/status that describe identity and capabilities.
-    public static var statusSummary: String {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return "" }
-        return status.split(separator: "\n").filter { l in ["Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].contains { l.hasPrefix($0) } }
-            .joined(separator: "\n")
-    }
 }

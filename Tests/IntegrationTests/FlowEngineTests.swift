@@ -70,9 +70,6 @@ struct FlowEngineTests {
         throw Topology.Failure(description: "interpose did not become ready: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
-
-    /// The sum of a metric's samples whose line contains every fragment.
-
     func timedDial(_ t: Topology, _ address: String, source: String? = nil, timeoutMs: Int = 2000) -> (answer: Answer?, status: Int32, seconds: Double) {
         let start = Date()
         let r = t.dial(from: t.app, uid: app, address, source: source, timeoutMs: timeoutMs)
@@ -163,7 +160,8 @@ struct FlowEngineTests {
         _ = restarted
     }
 
-    /// Also with a range of queues: interpose-init spreads flows over queues 2 and 3, one reader each.
+    /// Also with a range of queues: interpose-init spreads flows over queues 2 and 3 (hashed by address,
+    /// so these flows may all land on one), and the engine runs one reader on each.
     @Test func aPolicyChangeByHotReloadAppliesToNewFlows() throws {
         let t = try Topology()
         defer { t.destroy() }
@@ -182,9 +180,8 @@ struct FlowEngineTests {
         #expect(reloaded)
         #expect(timedDial(t, "\(t.peerV4):7001").answer?.name == "server", "7001 is allowed now")
         #expect(timedDial(t, "\(t.peerV4):7002").status == 1, "7002 is denied now")
-        // Flows were spread over both queues' readers.
-        let text = t.metrics()
-        #expect(metricValue(text, "interpose_flow_decision_seconds_count") >= 4)
+        // Every flow above got a verdict from one of the two readers.
+        #expect(metricValue(t.metrics(), "interpose_flow_decision_seconds_count") >= 4)
     }
 
     @Test func theDaemonRunsAsUid1337WithOnlyTheCapabilitiesItNeeds() throws {

@@ -53,9 +53,9 @@ struct cinterpose_nfq_event {
 };
 
 // Opens and binds a NETLINK_NETFILTER socket (NETLINK_NO_ENOBUFS, receive buffer, receive timeout).
+// A packet read while a config ack is awaited is accepted with (mark & ~mark_mask) | fallback_mark.
 // Returns NULL with errno set on failure.
-void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms);
-int cinterpose_nfq_fd(void *handle);
+void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms, uint32_t fallback_mark, uint32_t mark_mask);
 void cinterpose_nfq_close(void *handle);
 // Releases the kernel side now (the queue unbinds, fail-open applies) but keeps the descriptor number
 // occupied by a dummy until cinterpose_nfq_close, so a stalled thread cannot hit a reused descriptor.
