@@ -80,8 +80,9 @@ extension ResourceDecoder {
         let file = spec.string("file")
         let urlKey = spec.has("providerUrl") && !spec.has("url") ? "providerUrl" : "url"
         let url = spec.string(urlKey)
-        if let url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-            diagnostics.error(spec.sub(urlKey), "'\(url)' is not an http:// or https:// URL", line: spec.raw(urlKey)?.line)
+        // The proxy fetches lists over plain HTTP only (no TLS client here): an https URL would fail every refresh.
+        if let url, !url.hasPrefix("http://") {
+            diagnostics.error(spec.sub(urlKey), "'\(url)' is not an http:// URL (https is not fetched; serve the list over http or use a file)", line: spec.raw(urlKey)?.line)
         }
         if file != nil && url != nil {
             diagnostics.error(spec.sub("file"), "a list is fetched from a file or a URL, not both")

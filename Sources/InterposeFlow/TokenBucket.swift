@@ -40,7 +40,8 @@ public final class SourceRateLimiter: Sendable {
     public let interval: UInt64
     /// Sources beyond this are pruned of full (idle) buckets, so a scan cannot grow memory without end.
     public let maxSources: Int
-    private let buckets = Mutex<[FlowAddress: TokenBucket]>([:])
+    /// The buckets, and when they were last pruned (a scan: at most once per fill interval).
+    private let buckets = Mutex<(map: [FlowAddress: TokenBucket], pruned: UInt64)>(([:], 0))
 
     public init(rate: Double, burst: Double, interval: Double = 1, maxSources: Int = 65_536) {
         self.perFill = rate * interval
@@ -51,23 +52,24 @@ public final class SourceRateLimiter: Sendable {
 
     public func take(_ source: FlowAddress, now: UInt64) -> Bool {
         let (perFill, burst, interval, maxSources) = (self.perFill, self.burst, self.interval, self.maxSources)
-        return buckets.withLock { map in
-            if map[source] == nil && map.count >= maxSources {
-                map = map.filter { _, b in
+        return buckets.withLock { s in
+            if s.map[source] == nil && s.map.count >= maxSources && now &- s.pruned >= interval {
+                s.pruned = now
+                s.map = s.map.filter { _, b in
                     var b = b
                     b.refill(now: now, perFill: perFill, burst: burst, interval: interval)
                     return b.tokens < burst
                 }
-                // Every source is busy: allow this one without remembering it rather than grow without
-                // end under a scan (as the policy engine's LocalLimiter does).
-                if map.count >= maxSources { return true }
             }
-            var bucket = map[source] ?? TokenBucket(burst: burst, now: now)
+            // Every source is busy: allow this one without remembering it rather than grow without end
+            // under a scan (as the policy engine's LocalLimiter does).
+            if s.map[source] == nil && s.map.count >= maxSources { return true }
+            var bucket = s.map[source] ?? TokenBucket(burst: burst, now: now)
             let allowed = bucket.take(now: now, perFill: perFill, burst: burst, interval: interval)
-            map[source] = bucket
+            s.map[source] = bucket
             return allowed
         }
     }
 
-    public var sourceCount: Int { buckets.withLock { $0.count } }
+    public var sourceCount: Int { buckets.withLock { $0.map.count } }
 }

@@ -33,13 +33,20 @@ public enum HTTPFetch {
             try socket.write("GET \(path) HTTP/1.0\r\nHost: \(authority)\r\nUser-Agent: interpose\r\nConnection: close\r\n\r\n")
             var data: [UInt8] = []
             var buf = [UInt8](repeating: 0, count: 16384)
-            while data.count < 64 * 1024 * 1024 {
+            // One deadline for the whole answer: a server dripping a byte at a time cannot hold the fetch.
+            var start = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &start)
+            while true {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let left = Int(timeoutMillis) - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1_000_000)
                 var pfd = pollfd(fd: socket.fd, events: Int16(POLLIN), revents: 0)
-                if poll(&pfd, 1, timeoutMillis) <= 0 { throw Failure(description: "\(url): timed out after \(timeoutMillis) ms") }
+                if left <= 0 || poll(&pfd, 1, Int32(left)) <= 0 { throw Failure(description: "\(url): no complete answer within \(timeoutMillis) ms") }
                 let n = recv(socket.fd, &buf, buf.count, 0)
                 if n < 0 { throw Failure(description: "\(url): read failed: \(String(cString: strerror(errno)))") }
                 if n == 0 { break }
                 data += buf[0..<n]
+                if data.count > 64 * 1024 * 1024 { throw Failure(description: "\(url): the answer is over 64 MiB; refused rather than cut short") }
             }
             let text = String(decoding: data, as: UTF8.self)
             guard let headerEnd = text.range(of: "\r\n\r\n") else { throw Failure(description: "\(url): no HTTP answer") }

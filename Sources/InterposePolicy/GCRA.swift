@@ -75,24 +75,29 @@ public enum GCRA {
 /// grow memory without end.
 final class LocalLimiter: Sendable {
     let maxKeys: Int
-    private let state = Mutex<[String: UInt64]>([:])
+    /// The map, and when it was last pruned: pruning a full map scans it, so it happens at most once a
+    /// second, not for every new key of a flood (which would hold every event loop's lock).
+    private let state = Mutex<(map: [String: UInt64], pruned: UInt64)>(([:], 0))
 
     init(maxKeys: Int = 65_536) { self.maxKeys = maxKeys }
 
     func take(_ key: String, limit: GCRALimit, now: UInt64) -> GCRADecision {
         let maxKeys = self.maxKeys
-        return state.withLock { map in
+        return state.withLock { s in
             // One hash per request: the stored value is updated in place through its index.
-            if let i = map.index(forKey: key) {
-                let d = GCRA.decide(tat: map.values[i], now: now, limit: limit)
-                if d.allowed { map.values[i] = d.tat }
+            if let i = s.map.index(forKey: key) {
+                let d = GCRA.decide(tat: s.map.values[i], now: now, limit: limit)
+                if d.allowed { s.map.values[i] = d.tat }
                 return d
             }
             let d = GCRA.decide(tat: nil, now: now, limit: limit)
             if d.allowed {
-                if map.count >= maxKeys { map = map.filter { $0.value > now } }
+                if s.map.count >= maxKeys && now &- s.pruned >= 1_000_000_000 {
+                    s.map = s.map.filter { $0.value > now }
+                    s.pruned = now
+                }
                 // Still full of live keys: this one is allowed without being remembered (fails open, bounded memory).
-                if map.count < maxKeys { map[key] = d.tat }
+                if s.map.count < maxKeys { s.map[key] = d.tat }
             }
             return d
         }
@@ -100,10 +105,10 @@ final class LocalLimiter: Sendable {
 
     /// The decision `take` would make, without taking (for `interpose explain`).
     func peek(_ key: String, limit: GCRALimit, now: UInt64) -> GCRADecision {
-        state.withLock { map in GCRA.decide(tat: map[key], now: now, limit: limit) }
+        state.withLock { s in GCRA.decide(tat: s.map[key], now: now, limit: limit) }
     }
 
-    var keyCount: Int { state.withLock { $0.count } }
+    var keyCount: Int { state.withLock { $0.map.count } }
 }
 
 extension Double {

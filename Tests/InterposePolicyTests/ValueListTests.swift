@@ -139,13 +139,17 @@ struct ValueListTests {
         let yaml = Self.listYAML("a", entryType: "STRINGS", attribute: "request.headers[x-user]", entries: [], extra: "  file: /etc/users.txt")
             + "---\n" + Self.listYAML("b", entryType: "STRINGS", attribute: "request.headers[x-user]", entries: ["x"])
             + "---\n" + Self.listYAML("c", entryType: "STRINGS", attribute: "request.headers[x-user]", entries: [],
-                                      extra: "  url: https://lists.example/c\n  refreshInterval: 5m")
+                                      extra: "  url: http://lists.example/c\n  refreshInterval: 5m")
         let bundle = loadPolicyYAML(yaml)
         #expect(bundle.errors.isEmpty, "\(bundle.summary)")
         #expect(ValueListStore().sources(of: bundle) == [
             ValueListSource(list: "shop/a", file: "/etc/users.txt", url: nil, refreshInterval: 60),
-            ValueListSource(list: "shop/c", file: nil, url: "https://lists.example/c", refreshInterval: 300),
+            ValueListSource(list: "shop/c", file: nil, url: "http://lists.example/c", refreshInterval: 300),
         ])
+        // https is refused at load: the fetcher speaks plain HTTP only.
+        let https = loadPolicyYAML(Self.listYAML("d", entryType: "STRINGS", attribute: "request.headers[x-user]", entries: [],
+                                                 extra: "  url: https://lists.example/d"))
+        #expect(https.errors.contains { $0.path == "spec.url" && $0.message.contains("not an http:// URL") }, "\(https.summary)")
     }
 
     @Test func parseEntries() {

@@ -5,7 +5,8 @@ import Testing
 /// A private redis-server on a free loopback port, killed by `stop()` (call it in a `defer`) and,
 /// as a safety net, when the object goes away.
 final class RedisServer: @unchecked Sendable {
-    static let path = "/usr/bin/redis-server"
+    /// Found on PATH, as the integration tests find it (Debian installs it in /usr/bin).
+    static let path = ProcessCommandRunner().which("redis-server") ?? "/usr/bin/redis-server"
     let port: Int
     private var pid: pid_t?
 
