@@ -1,13 +1,11 @@
 import InterposeConfig
 import InterposeFlow
 
-/// Attributes of a connection that `AttributeSource` does not carry: a proxy that knows them conforms to this
-/// too. Without it, `destination.ip` and `connection.sni` are absent (values never match, notValues always do).
-public protocol ConnectionAttributeSource: AttributeSource {
-    /// `destination.ip`: the original destination of the connection.
-    var destinationAddress: FlowAddress? { get }
-    /// `connection.sni`: the TLS server name the client asked for, if the proxy read a ClientHello.
-    var connectionSNI: String? { get }
+/// Without them, `destination.ip` and `connection.sni` are absent (values never match, notValues always do).
+extension AttributeSource {
+    /// Sources that do not know `destination.ip` / `connection.sni` leave them absent.
+    public var destinationAddress: FlowAddress? { nil }
+    public var connectionSNI: String? { nil }
 }
 
 /// An attribute as the compiled program names it: a kind and, for keyed ones (headers, labels, query), the
@@ -73,7 +71,7 @@ struct AttributeCache {
     mutating func address(_ r: AttrRef, _ a: some AttributeSource) -> FlowAddress? {
         switch r.kind {
         case .sourceIP, .remoteIP: return sourceAddress(a)
-        case .destinationIP: return (a as? any ConnectionAttributeSource)?.destinationAddress
+        case .destinationIP: return a.destinationAddress
         default: return string(r, a).flatMap { FlowAddress($0) }
         }
     }
@@ -137,7 +135,7 @@ struct AttributeCache {
             return v
         case .destinationPort: return destinationPort(a).map { String($0) }
         case .sourceIP, .remoteIP, .destinationIP: return address(r, a).map(addressText)
-        case .sni: return (a as? any ConnectionAttributeSource)?.connectionSNI
+        case .sni: return a.connectionSNI
         }
     }
 }

@@ -34,6 +34,10 @@ public protocol AttributeSource {
     func requestQuery(_ name: String) -> String?
     /// The request is gRPC (content-type application/grpc...): denials use grpc-status.
     var isGRPC: Bool { get }
+    /// `destination.ip`: the original destination of the connection (absent by default).
+    var destinationAddress: FlowAddress? { get }
+    /// `connection.sni`: the TLS server name the client asked for, when a ClientHello was read.
+    var connectionSNI: String? { get }
 }
 
 /// A shared (Global scope) quota to take one unit from, asked of the backend.

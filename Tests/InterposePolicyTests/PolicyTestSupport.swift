@@ -5,7 +5,7 @@ import InterposeFlow
 @testable import InterposePolicy
 
 /// A request or connection with fixed attributes; every field settable.
-struct Req: ConnectionAttributeSource {
+struct Req: AttributeSource {
     var sourceAddress: FlowAddress? = FlowAddress("192.0.2.10")
     var sourcePrincipal: String?
     var sourceNamespace: String?

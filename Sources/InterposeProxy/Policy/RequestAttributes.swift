@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Mixer's attributes of one request (or one TCP connection) over what the proxy already holds:
 /// nothing is computed until the policy engine asks for it.
-public struct RequestAttributes: ConnectionAttributeSource {
+public struct RequestAttributes: AttributeSource {
     /// Nil for a TCP connection.
     let head: HTTPRequestHead?
     let client: SocketAddress?
@@ -65,39 +65,15 @@ public struct RequestAttributes: ConnectionAttributeSource {
         return values.count > 1 ? values.joined(separator: ",") : values.first
     }
 
+    /// The same query reading as routing's `queryParams` matches (name and value percent-decoded).
     public func requestQuery(_ name: String) -> String? {
-        guard let uri = head?.uri, let q = uri.firstIndex(of: "?") else { return nil }
-        for pair in uri[uri.index(after: q)...].split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if kv[0] == name { return kv.count == 2 ? String(kv[1]).removingPercentEncodingIfPossible : "" }
-        }
-        return nil
+        guard let uri = head?.uri else { return nil }
+        return RequestView(method: "", pathAndQuery: uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name)
     }
 
     public var isGRPC: Bool { head?.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false }
 }
 
-extension String {
-    /// Query values as clients send them (`a%20b`), decoded when they decode.
-    var removingPercentEncodingIfPossible: String {
-        guard contains("%") || contains("+") else { return self }
-        var bytes: [UInt8] = []
-        var i = utf8.startIndex
-        while i < utf8.endIndex {
-            let c = utf8[i]
-            if c == UInt8(ascii: "%"), let h1 = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), h1 < utf8.endIndex,
-               let h2 = utf8.index(h1, offsetBy: 1, limitedBy: utf8.endIndex), h2 < utf8.endIndex,
-               let v = UInt8(String(decoding: [utf8[h1], utf8[h2]], as: UTF8.self), radix: 16) {
-                bytes.append(v)
-                i = utf8.index(after: h2)
-                continue
-            }
-            bytes.append(c == UInt8(ascii: "+") ? 32 : c)
-            i = utf8.index(after: i)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-}
 
 extension RequestAttributes {
     /// For `interpose explain`: a request described on the command line.
