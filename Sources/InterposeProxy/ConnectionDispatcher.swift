@@ -166,8 +166,7 @@ struct ConnectionDispatcher {
         let engine = env.store.policy
         if engine.isEmpty { proceed(); return }
         let channel = ctx.channel
-        _ = channel.setOption(ChannelOptions.autoRead, value: false)
-        PolicyGate.check(engine, attributes, env: env) { verdict in
+        func apply(_ verdict: PolicyVerdict) {
             guard channel.isActive else { return }
             if verdict.isAllowed {
                 proceed()
@@ -175,6 +174,12 @@ struct ConnectionDispatcher {
                 debugLog("connection from \(env.client.map { "\($0)" } ?? "?") closed by policy: \(verdict.logFields)")
                 channel.close(promise: nil)
             }
+        }
+        switch PolicyGate.check(engine, attributes, env: env) {
+        case .decided(let verdict): apply(verdict)
+        case .waiting(let verdict):
+            _ = channel.setOption(ChannelOptions.autoRead, value: false)
+            verdict.whenSuccess { apply($0) }
         }
     }
 

@@ -259,30 +259,31 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: outbound,
                                            service: service, port: port, cluster: cluster)
         attributes.originalDestination = env.originalDestination
-        let decided = DecidedFlag()
-        PolicyGate.check(engine, attributes, env: env) { [weak self] verdict in
-            decided.value = true
-            guard let self else { return }
-            // Reading resumes whatever became of the request meanwhile, or a keep-alive connection stays paused.
-            if decided.paused { _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true) }
-            guard self.exchange === ex, !ex.finished else { return }
-            if verdict.kind != "-", self.env.accessLog != nil { ex.policyLog = verdict.logFields }
-            if verdict.isAllowed {
-                ex.policyHeaders += verdict.responseHeaders
-                proceed()
-            } else {
-                self.policyReply(verdict, ex, grpc: attributes.isGRPC)
-            }
-        }
-        if !decided.value {
-            decided.paused = true
+        switch PolicyGate.check(engine, attributes, env: env) {
+        case .decided(let verdict):
+            apply(verdict, ex, grpc: attributes.isGRPC, proceed)
+        case .waiting(let verdict):
+            // The client's body waits in the kernel meanwhile.
             _ = context?.channel.setOption(ChannelOptions.autoRead, value: false)
+            let grpc = attributes.isGRPC
+            verdict.whenSuccess { [weak self] verdict in
+                guard let self else { return }
+                // Reading resumes whatever became of the request meanwhile, or a keep-alive connection stays paused.
+                _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true)
+                guard self.exchange === ex, !ex.finished else { return }
+                self.apply(verdict, ex, grpc: grpc, proceed)
+            }
         }
     }
 
-    final class DecidedFlag {
-        var value = false
-        var paused = false
+    private func apply(_ verdict: PolicyVerdict, _ ex: Exchange, grpc: Bool, _ proceed: () -> Void) {
+        if verdict.kind != "-", env.accessLog != nil { ex.policyLog = verdict.logFields }
+        if verdict.isAllowed {
+            ex.policyHeaders += verdict.responseHeaders
+            proceed()
+        } else {
+            policyReply(verdict, ex, grpc: grpc)
+        }
     }
 
     /// 403 `RBAC: access denied`, 429 with retry-after and x-ratelimit-*, 503 when a FailClosed limit

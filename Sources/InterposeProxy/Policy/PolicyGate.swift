@@ -7,26 +7,31 @@ import NIOCore
 /// local state, or after the shared quota answered (a pipelined Redis round trip on the same loop).
 /// No Swift Concurrency hop either way.
 enum PolicyGate {
-    static func check(_ engine: PolicyEngine, _ attributes: RequestAttributes, env: ConnectionEnvironment,
-                      _ done: @escaping (PolicyVerdict) -> Void) {
+    /// The verdict at once (nearly always), or a future for it when a Global limit asks Redis. The
+    /// caller builds no callback for the common case.
+    enum Outcome {
+        case decided(PolicyVerdict)
+        case waiting(EventLoopFuture<PolicyVerdict>)
+    }
+
+    static func check(_ engine: PolicyEngine, _ attributes: RequestAttributes, env: ConnectionEnvironment) -> Outcome {
         let loop = env.loop
         switch engine.check(attributes, now: loop.now()) {
         case .done(let verdict):
             record(verdict, env)
-            done(verdict)
+            return .decided(verdict)
         case .needsGlobal(let pending):
             guard let redis = env.store.table.proxy.redis else {
                 // No Redis configured: every Global limit is a backend failure, its failureMode decides.
                 let verdict = engine.complete(pending, answers: pending.requests.map { _ in .backendFailed(reason: "no redis configured (ProxyConfig spec.redis)") }, now: loop.now())
                 record(verdict, env)
-                done(verdict)
-                return
+                return .decided(verdict)
             }
-            loop.globalQuota(redis).take(pending.requests).whenSuccess { answers in
+            return .waiting(loop.globalQuota(redis).take(pending.requests).map { answers in
                 let verdict = engine.complete(pending, answers: answers, now: loop.now())
                 record(verdict, env)
-                done(verdict)
-            }
+                return verdict
+            })
         }
     }
 
