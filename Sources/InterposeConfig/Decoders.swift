@@ -155,7 +155,7 @@ struct ResourceDecoder {
             diagnostics.error(spec.sub("endpoints"), "resolution NONE takes no endpoints (it connects to the original destination)")
         }
         if resolution == .staticAddresses {
-            for (i, e) in endpoints.enumerated() where !isIPAddressText(e.address) && !e.address.hasPrefix("unix://") {
+            for (i, e) in endpoints.enumerated() where IPAddressText.parse(e.address) == nil && !e.address.hasPrefix("unix://") {
                 diagnostics.error(spec.sub("endpoints[\(i)].address"), "'\(e.address)' is not an IP address; resolution STATIC needs addresses (use DNS for names)")
             }
         }
@@ -417,5 +417,3 @@ struct ResourceDecoder {
     }
 }
 
-/// An IPv4 dotted quad or an IPv6 literal (hex groups, `::`, optional dotted tail).
-func isIPAddressText(_ s: String) -> Bool { IPAddressText.parse(s) != nil }

@@ -26,8 +26,9 @@ struct ConnectionDispatcher {
             // Not redirected (someone dialled the capture port itself): there is no original destination,
             // and falling back to our own address would make the proxy connect to itself in a loop.
             // Under TPROXY the local address is the original destination (its port is not ours).
-            let listening = direction == .outbound ? store.table.proxy.outboundPort : store.table.proxy.inboundPort
-            let tproxied = channel.localAddress.flatMap { $0.port }.map { $0 != Int(listening) } ?? false
+            // The port the listener is bound to (a transparent inbound listener may not use the configured one).
+            let listening = channel.parent?.localAddress?.port
+            let tproxied = channel.localAddress.flatMap { $0.port }.map { $0 != listening } ?? false
             let env = ConnectionEnvironment(store: store, metrics: metrics, loop: loops.state(for: channel.eventLoop),
                                             originalDestination: original ?? (tproxied ? channel.localAddress : nil), client: channel.remoteAddress,
                                             lifecycle: lifecycle, accessLog: accessLog)
@@ -128,6 +129,7 @@ struct ConnectionDispatcher {
             let address = IPAddressText.parse(ip) ?? []
             for route in vs.tcp where route.matches.isEmpty || route.matches.contains(where: { m in
                 (m.port == nil || m.port == port) && (m.destinationSubnets.isEmpty || m.destinationSubnets.contains { $0.contains(address) })
+                    && m.sourceLabels.allSatisfy { table.proxy.labels[$0.key] == $0.value }
             }) {
                 if let i = WeightedChoice.pick(route.weights, using: &env.loop.rng) { destination = route.destinations[i].destination }
                 break

@@ -125,11 +125,8 @@ public struct CompiledHTTPMatch: Sendable {
     var port: UInt16?
     var sourceLabels: [String: String]
     public let name: String?
-    /// The uri prefix this match requires, if it is a prefix match.
-    public let uriPrefix: String?
 
     init(_ m: HTTPMatchRequest) {
-        if case .prefix(let p) = m.uri { uriPrefix = p } else { uriPrefix = nil }
         name = m.name
         uri = m.uri.map { CompiledStringMatch.compiling($0, ignoreCase: m.ignoreUriCase) }
         scheme = m.scheme.map { CompiledStringMatch.compiling($0) }

@@ -161,7 +161,7 @@ struct AddressIndex: Sendable {
     /// `strictPort`: only an owner that declares the port counts (endpoint addresses: the same IP on
     /// another port is some other server).
     func lookup(_ address: String, port: UInt16?, strictPort: Bool = false) -> String? {
-        guard let bytes = parseIPAddress(address) else { return nil }
+        guard let bytes = IPAddressText.parse(address) else { return nil }
         if let owners = exact[bytes] { return pick(owners, port, strictPort) }
         for block in blocks where block.network.contains(bytes) {
             return pick(block.owners, port, strictPort)
@@ -176,5 +176,3 @@ struct AddressIndex: Sendable {
     }
 }
 
-/// 4 bytes for IPv4, 16 for IPv6; nil otherwise (one parser for the whole project: IPAddressText).
-func parseIPAddress(_ text: String) -> [UInt8]? { IPAddressText.parse(text) }

@@ -1,3 +1,4 @@
+import InterposeCapture
 import InterposeConfig
 
 /// Compiles a validated ConfigBundle into a RoutingTable. `resolved` maps DNS names to addresses
@@ -139,5 +140,5 @@ var cluster =                     Cluster(key: key, endpoints: endpoints, usesOr
 }
 
 public func isIPLiteral(_ s: String) -> Bool {
-    parseIPAddress(s) != nil
+    IPAddressText.parse(s) != nil
 }
