@@ -264,6 +264,52 @@ struct ProxyTests {
         #expect(r.stderr.contains("reset") || r.stderr.contains("ECONNRESET") || r.stderr.contains("Connection"), "\(r.stderr)")
     }
 
+    /// tcp routes: a match on sourceLabels this workload (app: web) does not carry is skipped; the next
+    /// route decides. Port 5432 is declared TCP, so the relay starts at once.
+    @Test func tcpRoutesHonourSourceLabels() throws {
+        let t = try Topology()
+        defer { t.destroy() }
+        let dbService = """
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: db, namespace: test}
+        spec:
+          hosts: [db.example]
+          addresses: [10.240.0.30]
+          ports: [{number: 5432, name: tcp, protocol: TCP, targetPort: 7001}]
+          resolution: STATIC
+          endpoints:
+          - {address: 10.233.1.2, labels: {role: primary}}
+          - {address: 10.233.1.3, labels: {role: replica}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: db, namespace: test}
+        spec:
+          host: db.example
+          subsets:
+          - {name: primary, labels: {role: primary}}
+          - {name: replica, labels: {role: replica}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: db, namespace: test}
+        spec:
+          hosts: [db.example]
+          tcp:
+          - match: [{sourceLabels: {app: batch}}]
+            route: [{destination: {host: db.example, subset: replica}}]
+          - route: [{destination: {host: db.example, subset: primary}}]
+        """
+        _ = try mesh(t, config: Self.config() + "\n" + dbService)
+        try t.listen(in: t.peer, name: "db", ports: [7001])
+        for _ in 0..<5 {
+            let answer = t.dial(from: t.app, uid: 1000, "10.240.0.30:5432").answer
+            #expect(answer?.fields["local"] == "10.233.1.2:7001", "the batch-only route is skipped: \(answer.map { "\($0.fields)" } ?? "no answer")")
+        }
+    }
+
     @Test func websocketUpgradeBecomesATunnel() throws {
         let t = try Topology()
         defer { t.destroy() }
