@@ -8,12 +8,16 @@ import NIOPosix
 /// active request counts and idle upstream connections. No locks on the request path.
 final class LoopState: @unchecked Sendable {
     let eventLoop: EventLoop
-    private var balancers: [ClusterKey: (generation: Int, balancer: LoadBalancer)] = [:]
+    private var balancers: [Int: BalancerSlot] = [:]
+    /// A class, so a pick mutates the balancer in place (a dictionary value would be copied out and back).
+    private final class BalancerSlot {
+        let generation: Int
+        var balancer: LoadBalancer
+        init(_ generation: Int, _ balancer: LoadBalancer) { self.generation = generation; self.balancer = balancer }
+    }
     private var active: [String: Int] = [:]
-    private var idle: [String: [Channel]] = [:]
+    private var idle: [String: [UpstreamConnection]] = [:]
     var rng = FastRandom()
-    /// Whether the last `UpstreamConnector.connect` was answered from the pool (synchronously).
-    var lastWasPooled = false
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
 
@@ -38,7 +42,11 @@ final class LoopState: @unchecked Sendable {
     /// Picks an endpoint of the cluster; `hash` feeds consistent-hash policies.
     func pick(_ cluster: Cluster, generation: Int, hash: UInt64?) -> Endpoint? {
         guard !cluster.endpoints.isEmpty else { return nil }
-        if balancers[cluster.key]?.generation != generation {
+        // Balancers are kept per table cluster (its id, an Int: no string hashing per request).
+        let slot: BalancerSlot
+        if let known = balancers[cluster.id], known.generation == generation, cluster.id >= 0 {
+            slot = known
+        } else {
             let algorithm: BalancerAlgorithm
             switch cluster.loadBalancer {
             case .roundRobin: algorithm = .roundRobin
@@ -48,10 +56,12 @@ final class LoopState: @unchecked Sendable {
                 algorithm = maglev ? .maglev() : .ringHash(minimumRingSize: ring ?? 1024)
             }
             let eps = cluster.endpoints.map { BalancerEndpoint(key: $0.description, weight: $0.weight) }
-            balancers[cluster.key] = (generation, LoadBalancer(algorithm: algorithm, endpoints: eps))
+            slot = BalancerSlot(generation, LoadBalancer(algorithm: algorithm, endpoints: eps))
+            balancers[cluster.id] = slot
         }
         let endpoints = cluster.endpoints
-        let index = balancers[cluster.key]!.balancer.pick(hash: hash, activeRequests: { [active] in active[endpoints[$0].description] ?? 0 }, using: &rng)
+        if endpoints.count == 1 { return endpoints[0] }
+        let index = slot.balancer.pick(hash: hash, activeRequests: { [active] in active[endpoints[$0].description] ?? 0 }, using: &rng)
         return index.map { endpoints[$0] }
     }
 
@@ -61,55 +71,52 @@ final class LoopState: @unchecked Sendable {
         active[key] = n > 0 ? n : nil
     }
 
-    func takeIdle(_ key: String) -> Channel? {
+    func takeIdle(_ key: String) -> UpstreamConnection? {
         // Popped in place: copying the list out and back would copy it on every take.
-        while let ch = idle[key]?.popLast() {
-            if ch.isActive { return ch }
+        while let connection = idle[key]?.popLast() {
+            if connection.channel.isActive { return connection }
         }
         return nil
     }
 
-    private var served: [ObjectIdentifier: Int] = [:]
-
     /// Returns a connection to the pool unless it has served `limit` requests (maxRequestsPerConnection;
     /// 1 means no keep-alive upstream), in which case it is closed.
-    func putIdle(_ key: String, _ channel: Channel, limit: Int? = nil) {
+    func putIdle(_ key: String, _ connection: UpstreamConnection, limit: Int? = nil) {
+        connection.handler.sink = nil
         if let limit, limit > 0 {
-            let n = (served[ObjectIdentifier(channel)] ?? 0) + 1
-            if n >= limit {
-                served[ObjectIdentifier(channel)] = nil
-                channel.close(promise: nil)
+            connection.served += 1
+            if connection.served >= limit {
+                connection.channel.close(promise: nil)
                 return
             }
-            served[ObjectIdentifier(channel)] = n
         }
-        idle[key, default: []].append(channel)
+        idle[key, default: []].append(connection)
     }
 
     /// Called once per upstream connection when it is opened: a closed connection leaves the pool.
-    func watch(_ key: String, _ channel: Channel) {
-        channel.closeFuture.whenComplete { [weak self] _ in
-            self?.idle[key]?.removeAll { $0 === channel }
-            self?.served[ObjectIdentifier(channel)] = nil
+    func watch(_ key: String, _ connection: UpstreamConnection) {
+        connection.channel.closeFuture.whenComplete { [weak self, weak connection] _ in
+            self?.idle[key]?.removeAll { $0 === connection }
         }
     }
 
     /// A random UUIDv4 for x-request-id, from the loop's generator (no syscall per request).
     func requestID() -> String {
-        var bytes = [UInt8](repeating: 0, count: 16)
         let a = rng.next(), b = rng.next()
-        for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: a >> (8 * UInt64(i))); bytes[8 + i] = UInt8(truncatingIfNeeded: b >> (8 * UInt64(i))) }
-        bytes[6] = (bytes[6] & 0x0f) | 0x40
-        bytes[8] = (bytes[8] & 0x3f) | 0x80
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (i, byte) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0f)])
+        return String(unsafeUninitializedCapacity: 36) { out in
+            let hex: StaticString = "0123456789abcdef"
+            var o = 0
+            for i in 0..<16 {
+                var byte = UInt8(truncatingIfNeeded: (i < 8 ? a : b) >> (8 * UInt64(i & 7)))
+                if i == 6 { byte = (byte & 0x0f) | 0x40 }  // version 4
+                if i == 8 { byte = (byte & 0x3f) | 0x80 }  // RFC 4122 variant
+                if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UInt8(ascii: "-"); o += 1 }
+                out[o] = hex.utf8Start[Int(byte >> 4)]
+                out[o + 1] = hex.utf8Start[Int(byte & 0x0f)]
+                o += 2
+            }
+            return o
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

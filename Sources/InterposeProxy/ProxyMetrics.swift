@@ -73,21 +73,28 @@ public final class ProxyMetrics: Sendable {
             requestBytes = registry.makeValueHistogram(name: "istio_request_bytes", labels: labels, buckets: ProxyMetrics.istioBuckets)
             responseBytes = registry.makeValueHistogram(name: "istio_response_bytes", labels: labels, buckets: ProxyMetrics.istioBuckets)
         }
+
+        func record(durationMillis: Double, requestBytes: Int, responseBytes: Int) {
+            total.increment()
+            duration.record(durationMillis)
+            self.requestBytes.record(Double(requestBytes))
+            self.responseBytes.record(Double(responseBytes))
+        }
     }
 
     let requestCache = NIOLockedValueBox<[RequestLabels: RequestInstruments]>([:])
 
-    public func recordRequest(_ l: RequestLabels, durationMillis: Double, requestBytes: Int, responseBytes: Int) {
-        let instruments = requestCache.withLockedValue { cache -> RequestInstruments in
+    func requestInstruments(_ l: RequestLabels) -> RequestInstruments {
+        requestCache.withLockedValue { cache -> RequestInstruments in
             if let i = cache[l] { return i }
             let i = RequestInstruments(registry, labels(l))
             cache[l] = i
             return i
         }
-        instruments.total.increment()
-        instruments.duration.record(durationMillis)
-        instruments.requestBytes.record(Double(requestBytes))
-        instruments.responseBytes.record(Double(responseBytes))
+    }
+
+    public func recordRequest(_ l: RequestLabels, durationMillis: Double, requestBytes: Int, responseBytes: Int) {
+        requestInstruments(l).record(durationMillis: durationMillis, requestBytes: requestBytes, responseBytes: responseBytes)
     }
 
     final class TCPInstruments: Sendable {

@@ -16,25 +16,92 @@ public enum HTTPDecision: Sendable {
     case noCluster(host: String)
 }
 
-public struct ForwardPlan: Sendable {
-    public var cluster: Cluster
-    public var destination: Destination
-    public var virtualService: String?
-    public var route: String?
-    public var rewrite: HTTPRewrite?
-    public var uriRegexRewrite: CompiledRegexRewrite?
-    public var requestHeaders: [HeaderOperations]
-    public var responseHeaders: [HeaderOperations]
-    public var mirrors: [(cluster: Cluster, percent: Double)]
-    public var timeout: Double?
+/// Where a routed request goes and what is done to it on the way. Immutable and shared: a connection's
+/// RouteMemo hands the same plan to every request that takes the same route.
+public final class ForwardPlan: Sendable {
+    public let cluster: Cluster
+    public let destination: Destination
+    public let virtualService: String?
+    public let route: String?
+    public let rewrite: HTTPRewrite?
+    public let uriRegexRewrite: CompiledRegexRewrite?
+    public let requestHeaders: [HeaderOperations]
+    public let responseHeaders: [HeaderOperations]
+    public let mirrors: [(cluster: Cluster, percent: Double)]
+    public let timeout: Double?
     /// What `rewrite.uri` replaces: the uri prefix of the match block that chose this route, `/` when that
     /// block (or the route) has no uri condition, as Istio matches it with prefix `/`; nil for an exact or
     /// regex uri match, where the whole path is replaced. See `rewritePath`.
-    public var matchedPrefix: String? = nil
+    public let matchedPrefix: String?
+    /// Whether any header is set, added or removed on the request.
+    public let changesRequestHeaders: Bool
+
+    public init(cluster: Cluster, destination: Destination, virtualService: String? = nil, route: String? = nil, rewrite: HTTPRewrite? = nil,
+                uriRegexRewrite: CompiledRegexRewrite? = nil, requestHeaders: [HeaderOperations] = [], responseHeaders: [HeaderOperations] = [],
+                mirrors: [(cluster: Cluster, percent: Double)] = [], timeout: Double? = nil, matchedPrefix: String? = nil) {
+        self.cluster = cluster
+        self.destination = destination
+        self.virtualService = virtualService
+        self.route = route
+        self.rewrite = rewrite
+        self.uriRegexRewrite = uriRegexRewrite
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
+        self.mirrors = mirrors
+        self.timeout = timeout
+        self.matchedPrefix = matchedPrefix
+        self.changesRequestHeaders = requestHeaders.contains { !$0.set.isEmpty || !$0.add.isEmpty || !$0.remove.isEmpty }
+    }
 
     /// The path and query to send upstream after this plan's rewrite (unchanged without one).
     public func rewrittenPath(_ pathAndQuery: String) -> String {
         rewritePath(pathAndQuery, rewrite: rewrite, regex: uriRegexRewrite, matchedPrefix: matchedPrefix)
+    }
+}
+
+/// What a request's authority (and original destination) resolves to, before its routes are matched.
+enum HostResolution {
+    case virtualService(host: String, CompiledVirtualService)
+    /// A known service without a VirtualService: its default route (nil: no cluster for the port).
+    case serviceDefault(ForwardPlan?)
+    case blackHole
+    case passthrough
+}
+
+/// One connection's memory of the routing work that does not depend on a request's details: what its
+/// authority resolves to and the plan of each (route, match block, destination) taken so far. Requests
+/// on a keep-alive connection usually repeat all of it. Confined to the connection's event loop; forgets
+/// everything when the table changes.
+public final class RouteMemo {
+    var generation = -1
+    var authority = ""
+    var port: UInt16 = 0
+    var originalAddress: String?
+    var resolution: HostResolution?
+    var plans: [Int: ForwardPlan] = [:]
+    var plansHost: String?
+
+    public init() {}
+
+    /// The remembered resolution, if it was made for this table, authority, port and address.
+    func resolution(_ generation: Int, _ request: RequestView, _ originalAddress: String?) -> HostResolution? {
+        guard generation == self.generation, request.port == port, request.authority == authority, originalAddress == self.originalAddress else { return nil }
+        return resolution
+    }
+
+    func remember(_ resolution: HostResolution, _ generation: Int, _ request: RequestView, _ originalAddress: String?) {
+        // Plans belong to one table, one port and one VirtualService.
+        var host: String?
+        if case .virtualService(let h, _) = resolution { host = h }
+        if generation != self.generation || request.port != port || host != plansHost {
+            plans.removeAll(keepingCapacity: true)
+            plansHost = host
+        }
+        self.generation = generation
+        self.authority = request.authority
+        self.port = request.port
+        self.originalAddress = originalAddress
+        self.resolution = resolution
     }
 }
 
@@ -52,35 +119,31 @@ public struct HTTPRouter {
 
     public init(table: RoutingTable) { self.table = table }
 
+    /// Routes one request. `memo` (one per connection) skips the work the previous requests already did;
+    /// with a `trace` (`interpose explain`) every step is done and worded.
     public func route<R: RandomNumberGenerator>(_ request: RequestView, originalAddress: String?, using rng: inout R,
-                                                trace: UnsafeMutablePointer<RouteTrace>? = nil) -> HTTPDecision {
+                                                memo: RouteMemo? = nil, trace: UnsafeMutablePointer<RouteTrace>? = nil) -> HTTPDecision {
         // The trace is for `interpose explain`: on the request path nothing is worded.
         func note(_ s: @autoclosure () -> String) { if let trace { trace.pointee.lines.append(s()) } }
-        var host = normalizeHost(request.authority)
-        trace?.pointee.host = host
-        var vs = table.virtualService(forHost: host)
-        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forVIP: addr, port: request.port) {
-            note("host '\(host)' is unknown; original destination \(addr) belongs to service \(owner)")
-            host = owner
-            vs = table.virtualService(forHost: owner)
+        let memo = trace == nil ? memo : nil
+        let resolution: HostResolution
+        if let known = memo?.resolution(table.generation, request, originalAddress) {
+            resolution = known
+        } else {
+            resolution = resolveHost(request, originalAddress: originalAddress, trace: trace)
+            memo?.remember(resolution, table.generation, request, originalAddress)
         }
-        guard let vs else {
-            if table.service(forHost: host) != nil {
-                note("no VirtualService for \(host): default route to the service itself")
-                let d = Destination(host: table.service(forHost: host)!.host, subset: nil, port: nil)
-                guard let cluster = table.cluster(d, requestPort: request.port) else { return .noRoute }
-                return .forward(ForwardPlan(cluster: cluster, destination: d, virtualService: nil, route: nil, rewrite: nil, uriRegexRewrite: nil,
-                                            requestHeaders: [], responseHeaders: [], mirrors: [], timeout: nil))
-            }
-            note("host '\(host)' is not in the registry; outbound policy \(table.outboundTrafficPolicy.rawValue)")
-            return table.outboundTrafficPolicy == .registryOnly ? .blackHole : .passthrough
+        let vs: CompiledVirtualService
+        switch resolution {
+        case .blackHole: return .blackHole
+        case .passthrough: return .passthrough
+        case .serviceDefault(let plan): return plan.map { .forward($0) } ?? .noRoute
+        case .virtualService(_, let v): vs = v
         }
-        trace?.pointee.virtualService = "\(vs.namespace)/\(vs.name)"
-        note("VirtualService \(vs.namespace)/\(vs.name) serves host '\(host)'")
         let labels = table.proxy.labels
         for route in vs.http {
             var matched = route.matches.isEmpty
-            var matchedPrefix: String? = "/"
+            var matchIndex = -1
             if route.matches.isEmpty { note("route \(route.label): no match conditions, matches everything") }
             for (i, m) in route.matches.enumerated() {
                 if let why = m.mismatch(request, sourceLabels: labels, explain: trace != nil) {
@@ -88,7 +151,7 @@ public struct HTTPRouter {
                 } else {
                     note("route \(route.label) match[\(i)]\(m.name.map { " \($0)" } ?? ""): yes")
                     matched = true
-                    matchedPrefix = m.rewritablePrefix
+                    matchIndex = i
                     break
                 }
             }
@@ -108,6 +171,9 @@ public struct HTTPRouter {
             }
             let dest = route.destinations[pick]
             note("destination \(dest.destination.host)\(dest.destination.subset.map { " subset \($0)" } ?? "") picked by weight \(dest.weight) of \(route.weights.reduce(0, +))")
+            // Route, match block and destination: what the plan depends on besides the table and the port.
+            let slot = (route.index << 32) | ((matchIndex + 1) << 16) | pick
+            if let plan = memo?.plans[slot] { return .forward(plan) }
             guard let cluster = table.cluster(dest.destination, requestPort: request.port) else {
                 note("no cluster for \(dest.destination.host): the host is not a known service (503 NC)")
                 return .noCluster(host: dest.destination.host)
@@ -120,14 +186,43 @@ public struct HTTPRouter {
                 note("mirror \(m.percent)% to \(c.key)")
                 return (c, m.percent)
             }
-            return .forward(ForwardPlan(cluster: cluster, destination: dest.destination, virtualService: vs.name, route: route.name,
-                                        rewrite: route.rewrite, uriRegexRewrite: route.uriRegexRewrite,
-                                        requestHeaders: [route.headers.request, dest.headers.request],
-                                        responseHeaders: [route.headers.response, dest.headers.response],
-                                        mirrors: mirrors, timeout: route.timeout, matchedPrefix: matchedPrefix))
+            let matchedPrefix = matchIndex < 0 ? "/" : route.matches[matchIndex].rewritablePrefix
+            let plan = ForwardPlan(cluster: cluster, destination: dest.destination, virtualService: vs.name, route: route.name,
+                                   rewrite: route.rewrite, uriRegexRewrite: route.uriRegexRewrite,
+                                   requestHeaders: [route.headers.request, dest.headers.request],
+                                   responseHeaders: [route.headers.response, dest.headers.response],
+                                   mirrors: mirrors, timeout: route.timeout, matchedPrefix: matchedPrefix)
+            memo?.plans[slot] = plan
+            return .forward(plan)
         }
         note("no route of \(vs.namespace)/\(vs.name) matched: 404 NR")
         return .noRoute
+    }
+
+    /// Host precedence and the fallbacks when no VirtualService serves the authority: the service of
+    /// the original destination's address, a service's default route, then the outbound policy.
+    func resolveHost(_ request: RequestView, originalAddress: String?, trace: UnsafeMutablePointer<RouteTrace>?) -> HostResolution {
+        func note(_ s: @autoclosure () -> String) { if let trace { trace.pointee.lines.append(s()) } }
+        var host = normalizeHost(request.authority)
+        trace?.pointee.host = host
+        var vs = table.virtualService(forHost: host)
+        if vs == nil, table.service(forHost: host) == nil, let addr = originalAddress, let owner = table.serviceHost(forVIP: addr, port: request.port) {
+            note("host '\(host)' is unknown; original destination \(addr) belongs to service \(owner)")
+            host = owner
+            vs = table.virtualService(forHost: owner)
+        }
+        guard let vs else {
+            if let service = table.service(forHost: host) {
+                note("no VirtualService for \(host): default route to the service itself")
+                let d = Destination(host: service.host, subset: nil, port: nil)
+                return .serviceDefault(table.cluster(d, requestPort: request.port).map { ForwardPlan(cluster: $0, destination: d) })
+            }
+            note("host '\(host)' is not in the registry; outbound policy \(table.outboundTrafficPolicy.rawValue)")
+            return table.outboundTrafficPolicy == .registryOnly ? .blackHole : .passthrough
+        }
+        trace?.pointee.virtualService = "\(vs.namespace)/\(vs.name)"
+        note("VirtualService \(vs.namespace)/\(vs.name) serves host '\(host)'")
+        return .virtualService(host: host, vs)
     }
 
     /// Envoy's redirect: the scheme, host, port and path given replace the request's; a `uri` without a

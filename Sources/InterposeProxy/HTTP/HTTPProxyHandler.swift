@@ -45,7 +45,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var activeKey: String?
         /// `host:port` (`[v6]:port`) of the endpoint, for the access log (activeKey is cleared before it).
         var upstreamAddress = "-"
-        var upstream: Channel?
+        var connection: UpstreamConnection?
+        var upstream: Channel? { connection?.channel }
         var pending: [HTTPClientRequestPart] = []
         var requestEnded = false
         var responseStarted = false
@@ -68,7 +69,19 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         init(_ head: HTTPRequestHead) { requestHead = head }
     }
 
-    init(env: ConnectionEnvironment) { self.env = env }
+    /// The original destination's address and port, read once per connection (SocketAddress.ipAddress formats anew on each call).
+    private let originalIP: String?
+    private let originalPort: UInt16
+    /// The telemetry instruments of this connection's last request.
+    private var lastInstruments: (labels: ProxyMetrics.RequestLabels, instruments: ProxyMetrics.RequestInstruments)?
+    /// Routing work this connection's earlier requests already did.
+    private let routeMemo = RouteMemo()
+
+    init(env: ConnectionEnvironment) {
+        self.env = env
+        originalIP = env.originalDestination?.ipAddress
+        originalPort = UInt16(env.originalDestination?.port ?? 80)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -169,9 +182,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if !head.headers.contains(name: "x-request-id") { head.headers.add(name: "x-request-id", value: env.loop.requestID()) }
         debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table
-        let origPort = UInt16(env.originalDestination?.port ?? 80)
-        let authority = head.headers.first(name: "host") ?? env.originalDestination?.ipAddress ?? ""
-        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: origPort,
+        let authority = head.headers.first(name: "host") ?? originalIP ?? ""
+        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: originalPort,
                                header: { head.headers.first(name: $0) })
         let ex = Exchange(head)
         exchange = ex
@@ -181,7 +193,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             startInbound(ex, head, table: table)
             return
         }
-        let decision = HTTPRouter(table: table).route(view, originalAddress: env.originalDestination?.ipAddress, using: &env.loop.rng)
+        let decision = HTTPRouter(table: table).route(view, originalAddress: originalIP, using: &env.loop.rng, memo: routeMemo)
         if case .forward = decision, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -197,8 +209,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         case .redirect(let status, let location):
             localReply(LocalReply(status: HTTPResponseStatus(statusCode: status), flag: "", body: "", extraHeaders: [("location", location)]), ex)
         case .passthrough:
-            guard let orig = env.originalDestination, let ip = orig.ipAddress else { localReply(.noRoute, ex); return }
-            let port = UInt16(orig.port ?? 80)
+            guard let ip = originalIP else { localReply(.noRoute, ex); return }
+            let port = originalPort
             gate(ex, head, service: ip, port: port, cluster: nil, table: table) { [unowned self] in
                 self.forward(ex, host: ip, port: port, plan: nil, clusterName: "PassthroughCluster", table: table)
             }
@@ -206,16 +218,16 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             ex.cluster = plan.cluster
             ex.responseHeaders = plan.responseHeaders
             ex.version = plan.destination.subset ?? "unknown"
-            let target: (String, UInt16)?
-            if plan.cluster.usesOriginalDestination, let orig = env.originalDestination, let ip = orig.ipAddress {
-                target = (ip, UInt16(orig.port ?? 80))
+            let target: (String, UInt16, String?)?
+            if plan.cluster.usesOriginalDestination, let ip = originalIP {
+                target = (ip, originalPort, nil)
             } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, head, ex)) {
-                target = (ep.address, ep.port)
+                target = (ep.address, ep.port, ep.description)
                 if let v = ep.labels["version"] { ex.version = v }
             } else {
                 target = nil
             }
-            guard let (host, port) = target else {
+            guard let (host, port, hostPort) = target else {
                 localReply(.noHealthyUpstream, ex)
                 return
             }
@@ -223,7 +235,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 self.startMirrors(plan, head: head, ex: ex, table: table)
                 // Body parts that arrived while the policy waited for the shared quota go to the mirrors too.
                 for part in ex.pending { for m in ex.mirrors { m.send(part) } }
-                self.forward(ex, host: host, port: port, plan: plan, clusterName: plan.cluster.key.description, table: table)
+                self.forward(ex, host: host, port: port, hostPort: hostPort, plan: plan, clusterName: nil, table: table)
             }
         }
     }
@@ -364,18 +376,22 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: forwarding
 
-    private func forward(_ ex: Exchange, host: String, port: UInt16, plan: ForwardPlan?, clusterName: String, table: RoutingTable, source: String? = nil) {
+    /// `clusterName` names the cluster made up for a request outside the registry (plan nil); `hostPort`
+    /// is the endpoint's `host:port` when known.
+    private func forward(_ ex: Exchange, host: String, port: UInt16, hostPort: String? = nil, plan: ForwardPlan?, clusterName: String?,
+                         table: RoutingTable, source: String? = nil) {
         guard let context else { return }
         let head = upstreamHead(ex.requestHead, plan: plan)
         ex.upgrading = head.headers.contains(name: "upgrade")
         // First: body parts may already wait here (they arrived while the policy check was pending).
         ex.pending.insert(.head(head), at: 0)
-        ex.endpointKey = UpstreamConnector.poolKey(host, port, source)
-        let activeKey = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let activeKey = hostPort ?? InterposeRouting.hostPort(host, port)
+        ex.endpointKey = UpstreamConnector.poolKey(activeKey, source)
         ex.activeKey = activeKey
         ex.upstreamAddress = activeKey
         env.loop.requestStarted(activeKey)
         if ex.cluster == nil {
+            let clusterName = clusterName ?? "PassthroughCluster"
             ex.cluster = Cluster(key: ClusterKey(host: clusterName, subset: nil, port: port), endpoints: [], usesOriginalDestination: true,
                                  loadBalancer: .passthrough, connectTimeout: TableCompiler.defaultConnectTimeout, maxRequestsPerConnection: nil,
                                  idleTimeout: TableCompiler.defaultIdleTimeout, isHTTP: true, serviceName: clusterName, serviceNamespace: "unknown")
@@ -384,41 +400,43 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             ex.timeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(t * 1000))) { [weak self, weak ex] in
                 guard let self, let ex, self.exchange === ex else { return }
                 ex.upstream?.close(promise: nil)
-                ex.upstream = nil
+                ex.connection = nil
                 if !ex.responseStarted { self.localReply(.timeout, ex) } else { self.context?.close(promise: nil) }
             }
         }
         let connectTimeout = ex.cluster?.connectTimeout ?? TableCompiler.defaultConnectTimeout
-        let connecting = UpstreamConnector.connect(to: (host, port), source: source, on: context.eventLoop, timeout: connectTimeout, state: env.loop)
-        // A pooled connection completes synchronously, here inside the downstream read: its flush can
-        // wait for channelReadComplete with the rest of the request (one syscall, not two).
-        let flushLater = env.loop.lastWasPooled && inRead
-        connecting.whenComplete { [weak self] result in
+        switch UpstreamConnector.connect(to: (host, port), key: ex.endpointKey, source: source, on: context.eventLoop, timeout: connectTimeout, state: env.loop) {
+        case .pooled(let connection):
+            // Here inside the downstream read: the flush can wait for channelReadComplete with the
+            // rest of the request (one syscall, not two).
+            attach(connection, ex, flushLater: inRead)
+        case .connecting(let future):
+            future.whenComplete { [weak self] result in
                 guard let self, self.exchange === ex else {
-                    if case .success(let ch) = result { ch.close(promise: nil) }
+                    if case .success(let connection) = result { connection.channel.close(promise: nil) }
                     return
                 }
                 switch result {
                 case .failure(let error):
                     debugLog("upstream \(host):\(port) connect failed: \(error)")
                     self.localReply(.connectFailure, ex)
-                case .success(let channel):
-                    guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
-                        channel.close(promise: nil)
-                        self.localReply(.connectFailure, ex)
-                        return
-                    }
-                    handler.sink = self
-                    ex.upstream = channel
-                    ex.upstreamSent = .now()
-                    for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
-                    ex.pending.removeAll()
-                    // A pooled connection completes here synchronously, inside the downstream read:
-                    // its flush waits for channelReadComplete with the rest of the request.
-                    if flushLater { self.upstreamNeedsFlush = true } else { channel.flush() }
-                    if !channel.isWritable { self.upstreamWritabilityChanged(channel) }
+                case .success(let connection):
+                    self.attach(connection, ex, flushLater: false)
                 }
             }
+        }
+    }
+
+    /// The request's connection is ready: it receives what waited for it.
+    private func attach(_ connection: UpstreamConnection, _ ex: Exchange, flushLater: Bool) {
+        let channel = connection.channel
+        connection.handler.sink = self
+        ex.connection = connection
+        ex.upstreamSent = .now()
+        for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
+        ex.pending.removeAll()
+        if flushLater { upstreamNeedsFlush = true } else { channel.flush() }
+        if !channel.isWritable { upstreamWritabilityChanged(channel) }
     }
 
     /// Written now, flushed once per downstream read (channelReadComplete): one syscall for a
@@ -508,9 +526,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
             let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             finish(ex, flag: ex.flags)
-            if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster {
-                if let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) { handler.sink = nil }
-                env.loop.putIdle(ex.endpointKey, channel, limit: cluster.maxRequestsPerConnection)
+            if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster, let connection = ex.connection {
+                env.loop.putIdle(ex.endpointKey, connection, limit: cluster.maxRequestsPerConnection)
             } else {
                 channel.close(promise: nil)
             }
@@ -521,7 +538,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     func upstreamClosed(_ channel: Channel) {
         guard let ex = exchange, ex.upstream === channel else { return }
-        ex.upstream = nil
+        ex.connection = nil
         if ex.upgrading && ex.responseStarted { return }
         if !ex.responseStarted {
             localReply(.upstreamReset, ex)
@@ -561,10 +578,18 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let millis = Double((NIODeadline.now() - ex.started).nanoseconds) / 1_000_000
         let cluster = ex.cluster
         let service = cluster?.key.host ?? clusterName ?? "unknown"
-        env.metrics.recordRequest(.init(reporter: env.inbound ? "destination" : "source", destinationService: service, destinationName: cluster?.serviceName ?? service,
-                                        destinationNamespace: cluster?.serviceNamespace ?? "unknown", destinationVersion: ex.version,
-                                        protocolName: "http", responseCode: ex.responseStatus, flags: flag),
-                                  durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
+        let labels = ProxyMetrics.RequestLabels(reporter: env.inbound ? "destination" : "source", destinationService: service,
+                                                destinationName: cluster?.serviceName ?? service, destinationNamespace: cluster?.serviceNamespace ?? "unknown",
+                                                destinationVersion: ex.version, protocolName: "http", responseCode: ex.responseStatus, flags: flag)
+        // A keep-alive connection's requests usually share one label set: compared, not hashed under the registry's lock.
+        let instruments: ProxyMetrics.RequestInstruments
+        if let last = lastInstruments, last.labels == labels {
+            instruments = last.instruments
+        } else {
+            instruments = env.metrics.requestInstruments(labels)
+            lastInstruments = (labels, instruments)
+        }
+        instruments.record(durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
         env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
                            upstream: ex.upstreamAddress, cluster: cluster?.key.description ?? clusterName ?? "-", policy: ex.policyLog)
         if exchange === ex { exchange = nil }

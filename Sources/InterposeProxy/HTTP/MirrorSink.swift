@@ -1,4 +1,5 @@
 import NIOCore
+import InterposeRouting
 import NIOHTTP1
 
 /// A fire-and-forget copy of a request. It never slows or changes the primary: parts are buffered
@@ -6,7 +7,8 @@ import NIOHTTP1
 /// discarded, and its failures are ignored.
 final class MirrorSink: UpstreamResponseSink {
     static let bufferLimit = 64 * 1024
-    private var channel: Channel?
+    private var connection: UpstreamConnection?
+    private var channel: Channel? { connection?.channel }
     private var pending: [HTTPClientRequestPart] = []
     private var pendingBytes = 0
     private var abandoned = false
@@ -16,20 +18,29 @@ final class MirrorSink: UpstreamResponseSink {
 
     init(head: HTTPRequestHead, host: String, port: UInt16, loop: EventLoop, state: LoopState, connectTimeout: Double) {
         self.state = state
-        poolKey = UpstreamConnector.poolKey(host, port, nil)
+        poolKey = UpstreamConnector.poolKey(hostPort(host, port), nil)
         pending.append(.head(head))
-        UpstreamConnector.connect(to: (host, port), source: nil, on: loop, timeout: min(connectTimeout, 1), state: state).whenComplete { [self] result in
-            guard case .success(let ch) = result, !self.abandoned else {
-                if case .success(let ch) = result { ch.close(promise: nil) }
-                self.abandon()
-                return
+        switch UpstreamConnector.connect(to: (host, port), key: poolKey, source: nil, on: loop, timeout: min(connectTimeout, 1), state: state) {
+        case .pooled(let connection): attach(connection)
+        case .connecting(let future):
+            future.whenComplete { [self] result in
+                guard case .success(let connection) = result, !self.abandoned else {
+                    if case .success(let connection) = result { connection.channel.close(promise: nil) }
+                    self.abandon()
+                    return
+                }
+                self.attach(connection)
             }
-            (try? ch.pipeline.syncOperations.handler(type: UpstreamHandler.self))?.sink = self
-            self.channel = ch
-            for p in self.pending { ch.write(NIOAny(p), promise: nil) }
-            self.pending.removeAll()
-            ch.flush()
         }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        connection.handler.sink = self
+        self.connection = connection
+        let ch = connection.channel
+        for p in pending { ch.write(NIOAny(p), promise: nil) }
+        pending.removeAll()
+        ch.flush()
     }
 
     func send(_ part: HTTPClientRequestPart) {
@@ -51,22 +62,21 @@ final class MirrorSink: UpstreamResponseSink {
         abandoned = true
         pending.removeAll()
         channel?.close(promise: nil)
-        channel = nil
+        connection = nil
     }
 
     func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel) {
         guard case .end = part else { return }
-        if ended, !abandoned {
-            (try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self))?.sink = nil
-            state.putIdle(poolKey, channel)
+        if ended, !abandoned, let connection, connection.channel === channel {
+            state.putIdle(poolKey, connection)
         } else {
             // Answered before the copy of the request was complete: the connection cannot be reused.
             abandoned = true
             pending.removeAll()
             channel.close(promise: nil)
         }
-        self.channel = nil
+        connection = nil
     }
 
-    func upstreamClosed(_ channel: Channel) { self.channel = nil }
+    func upstreamClosed(_ channel: Channel) { connection = nil }
 }

@@ -3,6 +3,7 @@
 /// `.` and `..` segments removed (RFC 3986 5.2.4, `%2e` counted as a dot), runs of `/` merged. Without
 /// it, `/./admin/x`, `/api/../admin/x` or `//admin/x` would slip past a rule on `/admin/*`.
 public func normalizedRequestTarget(_ uri: String) -> String {
+    if isNormalOriginForm(uri) { return uri }
     var target = Substring(uri)
     // Absolute form (`GET http://host/path`): only the path and query count.
     if target.hasPrefix("http://") || target.hasPrefix("https://") {
@@ -27,6 +28,28 @@ public func normalizedRequestTarget(_ uri: String) -> String {
     var normalized = "/" + out.joined(separator: "/")
     if trailing && !out.isEmpty { normalized += "/" }
     return normalized + target[queryStart...]
+}
+
+/// The usual request target, checked in one pass over its bytes: origin form (`/...`) with no `//`,
+/// no `/.` and no `%2e` in the path. Such a target is already normal.
+@inline(__always)
+func isNormalOriginForm(_ uri: String) -> Bool {
+    var uri = uri
+    return uri.withUTF8 { bytes -> Bool in
+        guard bytes.first == UInt8(ascii: "/") else { return false }
+        var previous: UInt8 = 0
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            if b == UInt8(ascii: "?") { return true }
+            if previous == UInt8(ascii: "/") && (b == UInt8(ascii: "/") || b == UInt8(ascii: ".")) { return false }
+            if b == UInt8(ascii: "%") && i + 2 < n && bytes[i + 1] == UInt8(ascii: "2") && bytes[i + 2] | 0x20 == UInt8(ascii: "e") { return false }
+            previous = b
+            i += 1
+        }
+        return true
+    }
 }
 
 extension Substring {

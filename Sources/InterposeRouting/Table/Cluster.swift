@@ -14,11 +14,25 @@ public struct ClusterKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
-    public var address: String
-    public var port: UInt16
+    public let address: String
+    public let port: UInt16
     public var weight: UInt32
     public var labels: [String: String]
-    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    /// `address:port` (`[v6]:port`), made once: the data path keys active-request counts and pools by it.
+    public let description: String
+
+    public init(address: String, port: UInt16, weight: UInt32, labels: [String: String]) {
+        self.address = address
+        self.port = port
+        self.weight = weight
+        self.labels = labels
+        description = hostPort(address, port)
+    }
+}
+
+/// `host:port`, or `[host]:port` for an IPv6 literal.
+public func hostPort(_ host: String, _ port: UInt16) -> String {
+    host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
 }
 
 /// Where a cluster's traffic goes and how it is balanced. Immutable; balancing state lives per event loop.
@@ -37,6 +51,8 @@ public struct Cluster: Sendable {
     /// This service's labels for telemetry (destination_service_name / _namespace).
     public var serviceName: String
     public var serviceNamespace: String
+    /// Unique within one table (-1: made on the fly, not in a table): per-loop balancers are kept under it.
+    public var id = -1
 
     public init(key: ClusterKey, endpoints: [Endpoint], usesOriginalDestination: Bool, loadBalancer: LoadBalancerSetting, connectTimeout: Double,
                 maxRequestsPerConnection: Int?, idleTimeout: Double, isHTTP: Bool, serviceName: String, serviceNamespace: String) {

@@ -1,6 +1,8 @@
 import InterposeConfig
 
-public struct CompiledRoute: Sendable {
+/// A class: the router walks routes on every request, and a reference costs one retain where a copy
+/// of this struct cost one per field.
+public final class CompiledRoute: Sendable {
     public let index: Int
     public let name: String?
     public let matches: [CompiledHTTPMatch]
@@ -15,6 +17,23 @@ public struct CompiledRoute: Sendable {
     public let timeout: Double?
 
     public var label: String { name.map { "\($0) (#\(index))" } ?? "#\(index)" }
+
+    init(index: Int, name: String?, matches: [CompiledHTTPMatch], destinations: [WeightedDestination], weights: [UInt32],
+         redirect: HTTPRedirect?, directResponse: DirectResponse?, rewrite: HTTPRewrite?, uriRegexRewrite: CompiledRegexRewrite?,
+         headers: Headers, mirrors: [Mirror], timeout: Double?) {
+        self.index = index
+        self.name = name
+        self.matches = matches
+        self.destinations = destinations
+        self.weights = weights
+        self.redirect = redirect
+        self.directResponse = directResponse
+        self.rewrite = rewrite
+        self.uriRegexRewrite = uriRegexRewrite
+        self.headers = headers
+        self.mirrors = mirrors
+        self.timeout = timeout
+    }
 }
 
 /// uriRegexRewrite: replace every match of `match` in the path with `rewrite` (\1 groups allowed).
@@ -53,10 +72,18 @@ public struct CompiledTCPRoute: Sendable {
     public let weights: [UInt32]
 }
 
-public struct CompiledVirtualService: Sendable {
+public final class CompiledVirtualService: Sendable {
     public let name: String
     public let namespace: String
     public let hosts: [String]
     public let http: [CompiledRoute]
     public let tcp: [CompiledTCPRoute]
+
+    init(name: String, namespace: String, hosts: [String], http: [CompiledRoute], tcp: [CompiledTCPRoute]) {
+        self.name = name
+        self.namespace = namespace
+        self.hosts = hosts
+        self.http = http
+        self.tcp = tcp
+    }
 }
