@@ -73,13 +73,12 @@ struct ConnectionDispatcher {
 
     private func startHTTP(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
         takeOver(ctx, firstBytes: firstBytes) { ops in
-            try ops.addHandler(HTTPResponseEncoder(), name: "http-encoder")
-            try ops.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
+            // One handler: it decodes requests and encodes answers itself (InterposeHTTP1).
             try ops.addHandler(HTTPProxyHandler(env: env), name: "http-proxy")
         }
     }
 
-    /// HTTP/2 with prior knowledge (h2c): every stream is one request, turned into HTTP/1 parts and
+    /// HTTP/2 with prior knowledge (h2c): every stream is one request, bridged to HTTP/1.1 and
     /// handled by the same proxy handler as HTTP/1.1 (routing, balancing, policy, mirrors, telemetry
     /// per request); upstreams are spoken to in HTTP/1.1.
     private func startHTTP2(_ ctx: ChannelHandlerContext, env: ConnectionEnvironment, firstBytes: ByteBuffer?) {
@@ -89,6 +88,7 @@ struct ConnectionDispatcher {
             _ = try ops.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandler(HTTP2StreamBridge())
                     try stream.pipeline.syncOperations.addHandler(HTTPProxyHandler(env: streamEnv), name: "http-proxy")
                 }
             }

@@ -3,6 +3,7 @@ import InterposeConfig
 import InterposePolicy
 import InterposeRouting
 import NIOCore
+import InterposeHTTP1
 import NIOHTTP1
 
 /// What every connection handler needs: the config, telemetry, per-loop state and the connection's addresses.
@@ -24,8 +25,8 @@ struct ConnectionEnvironment {
 /// long-lived client connection is spread over all endpoints (the long-connection problem). Bodies are
 /// streamed in both directions with backpressure; local answers carry Envoy's response flags.
 final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamResponseSink {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let env: ConnectionEnvironment
     private var context: ChannelHandlerContext?
@@ -47,7 +48,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var upstreamAddress = "-"
         var connection: UpstreamConnection?
         var upstream: Channel? { connection?.channel }
-        var pending: [HTTPClientRequestPart] = []
+        var pending: [UpstreamPart] = []
         var requestEnded = false
         var responseStarted = false
         var responseStatus = 0
@@ -59,6 +60,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var mirrors: [MirrorSink] = []
         var timeout: Scheduled<Void>?
         var upgrading = false
+        /// `Expect: 100-continue`: answered here, not passed on.
+        var expectsContinue = false
         var finished = false
         var version = "unknown"
         /// The policy decision's log fields when a policy took part (access log).
@@ -90,29 +93,101 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     /// Inside a read burst from the client (between channelRead and channelReadComplete).
     private var inRead = false
 
-    /// Pipelined requests that arrived while a response is still in flight: handled in order after it.
-    /// (Done here instead of with NIO's HTTPServerPipelineHandler, which stops and restarts reading
-    /// around every request: two epoll_ctl calls per request.)
-    private var queued: [HTTPServerRequestPart] = []
-    private var replaying = false
+    /// Requests are decoded here from the bytes (no codec handlers in the pipeline: one hop per read,
+    /// not one per message piece) and answers encoded into one buffer written per flush.
+    private var decoder = HTTP1Decoder(kind: .request)
+    private var encoder = HTTP1Encoder()
+    private var pendingOut: ByteBuffer?
+    private var decoding = false
+    /// Reading stopped because pipelined requests piled up behind the one in flight.
+    private var pausedForPipeline = false
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inRead = true
-        let part = unwrapInboundIn(data)
-        if !queued.isEmpty || (exchange?.requestEnded == true && !discardingBody) {
-            queued.append(part)
-            return
-        }
-        handle(part, context: context)
+        decoder.feed(unwrapInboundIn(data))
+        decodeAvailable()
     }
 
-    /// Handles the queued requests once the one in flight is answered.
+    /// Handles what the buffered bytes make, up to the end of a request whose response is still in
+    /// flight: pipelined requests wait in the decoder's buffer and are decoded in order after it.
+    /// (Done here instead of with NIO's HTTPServerPipelineHandler, which stops and restarts reading
+    /// around every request: two epoll_ctl calls per request.)
+    private func decodeAvailable() {
+        guard let context, !decoding else { return }
+        decoding = true
+        defer { decoding = false }
+        while exchange?.requestEnded != true || discardingBody {
+            if closeAfterResponse && exchange == nil { return }
+            let part: HTTP1Part?
+            do { part = try decoder.next() } catch {
+                malformed(error, context: context)
+                return
+            }
+            guard let part else { break }
+            switch part {
+            case .requestHead(let head): handle(.head(head), context: context)
+            case .body(let bytes): handle(.body(bytes), context: context)
+            case .end(let trailers): handle(.end(trailers), context: context)
+            case .responseHead: break
+            }
+        }
+        if decoder.bufferedBytes > 64 * 1024 && !pausedForPipeline {
+            pausedForPipeline = true
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+        }
+    }
+
+    /// The answer to the request in flight is complete: the next pipelined request may go.
     private func replayQueued() {
-        guard let context, !replaying, !closeAfterResponse else { return }
-        replaying = true
-        defer { replaying = false }
-        while !queued.isEmpty, exchange?.requestEnded != true || discardingBody {
-            handle(queued.removeFirst(), context: context)
+        guard let context, !closeAfterResponse else { return }
+        // An upgrade that did not happen: the connection goes on as HTTP/1.
+        decoder.resume()
+        decodeAvailable()
+        if pausedForPipeline && decoder.bufferedBytes <= 64 * 1024 {
+            pausedForPipeline = false
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+        }
+    }
+
+    /// Encoded into the pending answer bytes; written by `flushOut`.
+    private func respond(_ part: HTTPServerResponsePart, edits: HeaderEdits? = nil, context: ChannelHandlerContext, requestMethod: HTTPMethod? = nil) {
+        var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
+        switch part {
+        case .head(let head):
+            let code = head.status.code
+            let bodyless = requestMethod == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
+            encoder.responseHead(head, edits: edits, bodyless: bodyless, into: &out)
+        case .body(.byteBuffer(let bytes)): encoder.body(bytes, into: &out)
+        case .body(.fileRegion): break
+        case .end(let trailers): encoder.end(trailers, into: &out)
+        }
+        if out.readableBytes >= 64 * 1024 {
+            context.write(wrapOutboundOut(out), promise: nil)
+            pendingOut = nil
+        } else {
+            pendingOut = out
+        }
+    }
+
+    /// Writes and flushes what `respond` gathered.
+    @discardableResult
+    private func flushOut(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        if let out = pendingOut {
+            pendingOut = nil
+            context.writeAndFlush(wrapOutboundOut(out), promise: promise)
+        } else {
+            context.flush()
+            promise.succeed()
+        }
+        return promise.futureResult
+    }
+
+    /// Flushes what `respond` gathered when nobody waits for the write.
+    private func flushOutNow(_ context: ChannelHandlerContext) {
+        if let out = pendingOut {
+            pendingOut = nil
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
         }
     }
 
@@ -125,8 +200,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             if discardingBody { return }
             guard let ex = exchange else { return }
             ex.bytesIn += buffer.readableBytes
-            for m in ex.mirrors { m.send(.body(.byteBuffer(buffer))) }
-            sendUpstream(.body(.byteBuffer(buffer)), ex)
+            for m in ex.mirrors { m.send(.body(buffer)) }
+            sendUpstream(.body(buffer), ex)
         case .end(let trailers):
             if discardingBody { discardingBody = false; return }
             guard let ex = exchange else { return }
@@ -147,16 +222,22 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let e = error as? HTTPParserError, exchange == nil || exchange?.responseStarted == false {
-            let reply: LocalReply = e == .headerOverflow ? .headersTooLarge : .badRequest
-            closeAfterResponse = true
-            let head = reply.head(version: .http1_1, keepAlive: false)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    /// Bytes that are not HTTP/1: 400 (431 for an oversized head) when no answer has started, and the connection closes.
+    private func malformed(_ error: Error, context: ChannelHandlerContext) {
+        debugLog("malformed request from \(env.client.map { "\($0)" } ?? "?"): \(error)")
+        guard exchange == nil || exchange?.responseStarted == false else {
+            context.close(promise: nil)
             return
         }
+        let reply: LocalReply = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
+        closeAfterResponse = true
+        respond(.head(reply.head(version: .http1_1, keepAlive: false)), context: context)
+        respond(.body(.byteBuffer(ByteBuffer(string: reply.body))), context: context)
+        respond(.end(nil), context: context)
+        flushOut(context).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
 
@@ -188,15 +269,17 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let ex = Exchange(head)
         exchange = ex
         env.lifecycle.begin()
-        if !head.isKeepAlive && !env.http2 { closeAfterResponse = true }
+        if !decoder.lastHead.keepAlive && !env.http2 { closeAfterResponse = true }
+        ex.expectsContinue = decoder.lastHead.expectsContinue
         if env.inbound {
             startInbound(ex, head, table: table)
             return
         }
         let decision = HTTPRouter(table: table).route(view, originalAddress: originalIP, using: &env.loop.rng, memo: routeMemo)
-        if case .forward = decision, head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+        if case .forward = decision, ex.expectsContinue {
             // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            respond(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
+            flushOutNow(context)
         }
         switch decision {
         case .noRoute: localReply(.noRoute, ex)
@@ -250,8 +333,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         ex.cluster = Cluster(key: ClusterKey(host: me.workloadName, subset: nil, port: UInt16(port)), endpoints: [], usesOriginalDestination: true,
                              loadBalancer: .passthrough, connectTimeout: TableCompiler.defaultConnectTimeout, maxRequestsPerConnection: nil,
                              idleTimeout: TableCompiler.defaultIdleTimeout, isHTTP: true, serviceName: me.workloadName, serviceNamespace: me.namespace)
-        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
-            context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        if ex.expectsContinue {
+            if let context {
+                respond(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
+                flushOutNow(context)
+            }
         }
         gate(ex, head, service: me.workloadName, port: UInt16(port), cluster: nil, table: table, outbound: false) { [unowned self] in
             self.forward(ex, host: v6 ? "::1" : "127.0.0.1", port: UInt16(port), plan: nil, clusterName: "inbound|\(port)||", table: table,
@@ -343,12 +429,21 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
     }
 
-    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?) -> HTTPRequestHead {
-        var h = head.headers
-        h.remove(name: "expect")
-        let upgrade = h.contains(name: "upgrade")
-        stripHopByHop(&h, keepUpgrade: upgrade)
-        if !h.contains(name: "x-forwarded-proto") { h.add(name: "x-forwarded-proto", value: "http") }
+    /// The request as it goes upstream: hop-by-hop fields and Expect dropped (100 Continue was answered
+    /// here), x-forwarded-proto added, then the route's rewrites and header operations.
+    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?) -> OutgoingHead {
+        var edits = HeaderEdits()
+        var hasExpect = false, hasProto = false
+        for (name, _) in head.headers {
+            switch name.utf8.count {
+            case 6: if HeaderName.is(name, "expect") { hasExpect = true }
+            case 7: if HeaderName.is(name, "upgrade") { edits.keepUpgrade = true }
+            case 17: if HeaderName.is(name, "x-forwarded-proto") { hasProto = true }
+            default: break
+            }
+        }
+        if hasExpect { edits.remove("expect") }
+        if !hasProto { edits.add("x-forwarded-proto", "http") }
         var uri = head.uri
         if let plan {
             if plan.rewrite != nil || plan.uriRegexRewrite != nil {
@@ -357,21 +452,21 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 let query = q.map { String(uri[$0...]) } ?? ""
                 let newPath = rewritePath(path, rewrite: plan.rewrite, regex: plan.uriRegexRewrite, matchedPrefix: plan.matchedPrefix)
                 if newPath != path {
-                    h.replaceOrAdd(name: "x-envoy-original-path", value: head.uri)
+                    edits.set("x-envoy-original-path", head.uri)
                     uri = newPath + query
                 }
-                if let a = plan.rewrite?.authority { h.replaceOrAdd(name: "host", value: a) }
+                if let a = plan.rewrite?.authority { edits.set("host", a) }
             }
-            for ops in plan.requestHeaders { apply(ops, to: &h) }
-            if let t = plan.timeout, t > 0 { h.replaceOrAdd(name: "x-envoy-expected-rq-timeout-ms", value: "\(Int(t * 1000))") }
+            if plan.changesRequestHeaders { for ops in plan.requestHeaders { apply(ops, to: &edits) } }
+            if let t = plan.timeout, t > 0 { edits.set("x-envoy-expected-rq-timeout-ms", "\(Int(t * 1000))") }
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: h)
+        return OutgoingHead(head: head, uri: uri, edits: edits)
     }
 
-    private func apply(_ ops: HeaderOperations, to h: inout HTTPHeaders) {
-        for (k, v) in ops.set { h.replaceOrAdd(name: k, value: v) }
-        for (k, v) in ops.add { h.add(name: k, value: v) }
-        for k in ops.remove { h.remove(name: k) }
+    private func apply(_ ops: HeaderOperations, to edits: inout HeaderEdits) {
+        for (k, v) in ops.set { edits.set(k, v) }
+        for (k, v) in ops.add { edits.add(k, v) }
+        for k in ops.remove { edits.remove(k) }
     }
 
     // MARK: forwarding
@@ -382,7 +477,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                          table: RoutingTable, source: String? = nil) {
         guard let context else { return }
         let head = upstreamHead(ex.requestHead, plan: plan)
-        ex.upgrading = head.headers.contains(name: "upgrade")
+        ex.upgrading = head.edits.keepUpgrade
         // First: body parts may already wait here (they arrived while the policy check was pending).
         ex.pending.insert(.head(head), at: 0)
         let activeKey = hostPort ?? InterposeRouting.hostPort(host, port)
@@ -433,22 +528,18 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         connection.handler.sink = self
         ex.connection = connection
         ex.upstreamSent = .now()
-        for part in ex.pending { channel.write(NIOAny(part), promise: nil) }
+        for part in ex.pending { connection.handler.send(part) }
         ex.pending.removeAll()
-        if flushLater { upstreamNeedsFlush = true } else { channel.flush() }
+        if flushLater { upstreamNeedsFlush = true } else { connection.handler.flush() }
         if !channel.isWritable { upstreamWritabilityChanged(channel) }
     }
 
     /// Written now, flushed once per downstream read (channelReadComplete): one syscall for a
     /// request's head and end instead of one each.
-    private func sendUpstream(_ part: HTTPClientRequestPart, _ ex: Exchange) {
-        if let up = ex.upstream {
-            if inRead {
-                up.write(NIOAny(part), promise: nil)
-                upstreamNeedsFlush = true
-            } else {
-                up.writeAndFlush(NIOAny(part), promise: nil)
-            }
+    private func sendUpstream(_ part: UpstreamPart, _ ex: Exchange) {
+        if let up = ex.connection?.handler {
+            up.send(part)
+            if inRead { upstreamNeedsFlush = true } else { up.flush() }
         } else {
             ex.pending.append(part)
         }
@@ -460,7 +551,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         inRead = false
         if upstreamNeedsFlush {
             upstreamNeedsFlush = false
-            exchange?.upstream?.flush()
+            exchange?.connection?.handler.flush()
             for m in exchange?.mirrors ?? [] { m.flush() }
         }
         context.fireChannelReadComplete()
@@ -468,7 +559,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// The upstream's read burst is over: pass on what it produced in one write.
     func upstreamReadComplete(_ channel: Channel) {
-        context?.flush()
+        if let context { flushOutNow(context) }
     }
 
     private func startMirrors(_ plan: ForwardPlan, head: HTTPRequestHead, ex: Exchange, table: RoutingTable) {
@@ -476,12 +567,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         for (cluster, percent) in plan.mirrors where PercentSampler.sample(percent: percent, using: &env.loop.rng) {
             guard let ep = env.loop.pick(cluster, generation: table.generation, hash: nil) else { continue }
             var mh = upstreamHead(head, plan: nil)
-            mh.headers.replaceOrAdd(name: "x-envoy-internal", value: "true")
-            if let suffix = table.proxy.mirrorHostSuffix, let host = mh.headers.first(name: "host") {
+            mh.edits.set("x-envoy-internal", "true")
+            if let suffix = table.proxy.mirrorHostSuffix, let host = mh.edits.value("host", in: head.headers) {
                 // Istio's optional "-shadow" host: reviews:9080 becomes reviews-shadow:9080.
                 let name = normalizeHost(host)
                 let port = host.dropFirst(host.hasPrefix("[") ? (host.firstIndex(of: "]").map { host.distance(from: host.startIndex, to: $0) + 1 } ?? host.count) : name.count)
-                mh.headers.replaceOrAdd(name: "host", value: name + suffix + port)
+                mh.edits.set("host", name + suffix + port)
             }
             ex.mirrors.append(MirrorSink(head: mh, host: ep.address, port: ep.port, loop: context.eventLoop, state: env.loop, connectTimeout: cluster.connectTimeout))
         }
@@ -495,43 +586,50 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         case .head(let head):
             if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
                 // Interim (100 Continue): pass it on; the final response follows.
-                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status))), promise: nil)
+                respond(.head(HTTPResponseHead(version: .http1_1, status: head.status)), context: context)
+                flushOutNow(context)
                 return
             }
             ex.responseStarted = true
             ex.responseStatus = Int(head.status.code)
-            var h = head.headers
             let upgrade = head.status == .switchingProtocols
-            if !head.isKeepAlive || head.version != .http1_1 { ex.upstreamReusable = false }
-            stripHopByHop(&h, keepUpgrade: upgrade)
+            if ex.connection?.handler.lastResponseKeepAlive != true || head.version != .http1_1 { ex.upstreamReusable = false }
+            // The upstream's head goes out as received, changed while it is written.
+            var edits = HeaderEdits()
+            edits.keepUpgrade = upgrade
             if let sent = ex.upstreamSent {
-                h.replaceOrAdd(name: "x-envoy-upstream-service-time", value: "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)")
+                edits.set("x-envoy-upstream-service-time", String((NIODeadline.now() - sent).nanoseconds / 1_000_000))
             }
-            for ops in ex.responseHeaders { apply(ops, to: &h) }
+            for ops in ex.responseHeaders { apply(ops, to: &edits) }
             for (k, v) in ex.policyHeaders {
-                if k == "set-cookie" { h.add(name: k, value: v) } else { h.replaceOrAdd(name: k, value: v) }
+                if k == "set-cookie" { edits.add(k, v) } else { edits.set(k, v) }
             }
-            if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { h.replaceOrAdd(name: "connection", value: "close"); closeAfterResponse = true }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: h))), promise: nil)
-            if upgrade { context.flush() }
+            if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { edits.set("connection", "close"); closeAfterResponse = true }
+            respond(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: head.headers)), edits: edits,
+                    context: context, requestMethod: ex.requestHead.method)
+            if upgrade { flushOutNow(context) }
         case .body(let buffer):
             ex.bytesOut += buffer.readableBytes
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            respond(.body(.byteBuffer(buffer)), context: context)
         case .end(let trailers):
             if ex.responseStatus == 101 {
                 // The upgrade's response is complete: from here on both sides are one byte stream.
-                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+                respond(.end(trailers), context: context)
+                flushOutNow(context)
                 switchToTunnel(ex, upstream: channel)
                 return
             }
-            let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+            respond(.end(trailers), context: context)
+            // A future only when the connection closes after the write: none per request otherwise.
+            let done: EventLoopFuture<Void>? = closeAfterResponse ? flushOut(context) : nil
+            if done == nil { flushOutNow(context) }
             finish(ex, flag: ex.flags)
             if ex.upstreamReusable && ex.requestEnded, let cluster = ex.cluster, let connection = ex.connection {
                 env.loop.putIdle(ex.endpointKey, connection, limit: cluster.maxRequestsPerConnection)
             } else {
                 channel.close(promise: nil)
             }
-            if closeAfterResponse { done.whenComplete { _ in context.close(promise: nil) } }
+            if let done { done.whenComplete { _ in context.close(promise: nil) } }
             replayQueued()
         }
     }
@@ -560,9 +658,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let keepAlive = env.http2 || (!closeAfterResponse && !env.lifecycle.isDraining)
         var head = reply.head(version: ex.requestHead.version, keepAlive: keepAlive)
         if !reply.flag.isEmpty { head.headers.add(name: "x-envoy-response-flags", value: reply.flag) }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !reply.body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil) }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        respond(.head(head), context: context, requestMethod: ex.requestHead.method)
+        if !reply.body.isEmpty { respond(.body(.byteBuffer(ByteBuffer(string: reply.body))), context: context) }
+        respond(.end(nil), context: context)
+        let done = flushOut(context)
         ex.bytesOut = reply.body.utf8.count
         finish(ex, flag: reply.flag, clusterName: clusterName)
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
@@ -611,12 +710,17 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         let (a, b) = GlueHandler.matchedPair()
         _ = downstream.setOption(ChannelOptions.autoRead, value: true)
         let dp = downstream.pipeline, up = upstream.pipeline
-        // Drop the HTTP handlers (the decoders hand on any bytes already read), then glue the sockets.
+        // Bytes each side sent after its HTTP part (already read and buffered in the decoders) go on
+        // first; then the HTTP handlers go and the glue joins the sockets.
+        let fromClient = decoder.takeRemainingBytes()
+        let fromUpstream = ex.connection?.handler.takeRemainingBytes()
         do {
             try up.syncOperations.addHandler(b)
-            for name in ["upstream", "http-encoder", "http-decoder"] { try removeNow(up, name) }
+            try removeNow(up, "upstream")
             try dp.syncOperations.addHandler(a)
-            for name in ["http-encoder", "http-proxy", "http-decoder"] { try removeNow(dp, name) }
+            try removeNow(dp, "http-proxy")
+            if let fromClient { upstream.writeAndFlush(NIOAny(fromClient), promise: nil) }
+            if let fromUpstream { downstream.writeAndFlush(NIOAny(fromUpstream), promise: nil) }
         } catch {
             downstream.close(promise: nil)
             upstream.close(promise: nil)

@@ -28,26 +28,3 @@ struct LocalReply {
         return HTTPResponseHead(version: version, status: status, headers: h)
     }
 }
-
-/// Hop-by-hop headers: never forwarded (RFC 9110 7.6.1), plus those named in Connection.
-/// Runs twice per request, so it avoids Foundation string searching and allocates only for
-/// names listed in a Connection header other than the usual keep-alive/close.
-func stripHopByHop(_ headers: inout HTTPHeaders, keepUpgrade: Bool) {
-    var named: [String] = []
-    for value in headers["connection"] {
-        for token in value.utf8.split(separator: UInt8(ascii: ",")) {
-            var t = token[...]
-            while let f = t.first, f == 32 || f == 9 { t = t.dropFirst() }
-            while let l = t.last, l == 32 || l == 9 { t = t.dropLast() }
-            let name = String(decoding: t, as: UTF8.self).lowercased()
-            if name != "keep-alive" && name != "close" && !(keepUpgrade && name == "upgrade") { named.append(name) }
-        }
-    }
-    for name in named { headers.remove(name: name) }
-    for name in hopByHopHeaders where !(keepUpgrade && name == "upgrade") && headers.contains(name: name) {
-        headers.remove(name: name)
-    }
-    if keepUpgrade { headers.replaceOrAdd(name: "connection", value: "upgrade") }
-}
-
-let hopByHopHeaders = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]

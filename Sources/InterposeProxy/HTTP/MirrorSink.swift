@@ -1,4 +1,5 @@
 import NIOCore
+import InterposeHTTP1
 import InterposeRouting
 import NIOHTTP1
 
@@ -9,14 +10,14 @@ final class MirrorSink: UpstreamResponseSink {
     static let bufferLimit = 64 * 1024
     private var connection: UpstreamConnection?
     private var channel: Channel? { connection?.channel }
-    private var pending: [HTTPClientRequestPart] = []
+    private var pending: [UpstreamPart] = []
     private var pendingBytes = 0
     private var abandoned = false
     private var ended = false
     private let poolKey: String
     private let state: LoopState
 
-    init(head: HTTPRequestHead, host: String, port: UInt16, loop: EventLoop, state: LoopState, connectTimeout: Double) {
+    init(head: OutgoingHead, host: String, port: UInt16, loop: EventLoop, state: LoopState, connectTimeout: Double) {
         self.state = state
         poolKey = UpstreamConnector.poolKey(hostPort(host, port), nil)
         pending.append(.head(head))
@@ -37,26 +38,25 @@ final class MirrorSink: UpstreamResponseSink {
     private func attach(_ connection: UpstreamConnection) {
         connection.handler.sink = self
         self.connection = connection
-        let ch = connection.channel
-        for p in pending { ch.write(NIOAny(p), promise: nil) }
+        for p in pending { connection.handler.send(p) }
         pending.removeAll()
-        ch.flush()
+        connection.handler.flush()
     }
 
-    func send(_ part: HTTPClientRequestPart) {
+    func send(_ part: UpstreamPart) {
         guard !abandoned else { return }
         if case .end = part { ended = true }
-        if let ch = channel {
-            guard ch.isWritable else { abandon(); return }
-            ch.write(NIOAny(part), promise: nil)
+        if let connection {
+            guard connection.channel.isWritable else { abandon(); return }
+            connection.handler.send(part)
         } else {
-            if case .body(.byteBuffer(let b)) = part { pendingBytes += b.readableBytes }
+            if case .body(let b) = part { pendingBytes += b.readableBytes }
             if pendingBytes > Self.bufferLimit { abandon(); return }
             pending.append(part)
         }
     }
 
-    func flush() { channel?.flush() }
+    func flush() { connection?.handler.flush() }
 
     private func abandon() {
         abandoned = true

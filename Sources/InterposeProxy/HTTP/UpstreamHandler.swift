@@ -1,3 +1,4 @@
+import InterposeHTTP1
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -13,12 +14,85 @@ extension UpstreamResponseSink {
     func upstreamReadComplete(_ channel: Channel) {}
 }
 
+/// A request head as received, with what changes on its way upstream: written straight into the
+/// connection's buffer with the changes applied (the received head is not copied).
+struct OutgoingHead {
+    var head: HTTPRequestHead
+    var uri: String
+    var edits: HeaderEdits
+}
+
+/// What is sent to an upstream for one request.
+enum UpstreamPart {
+    case head(OutgoingHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
+}
+
+/// An upstream connection's HTTP/1.1: requests encoded into one buffer per flush, responses decoded
+/// from the bytes and handed to the current sink (the request's handler, a mirror, or nobody while idle).
 final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     weak var sink: UpstreamResponseSink?
+    private var context: ChannelHandlerContext?
+    private var decoder = HTTP1Decoder(kind: .response)
+    private var encoder = HTTP1Encoder()
+    private var pendingOut: ByteBuffer?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    /// Encodes a request part; written by `flush`.
+    func send(_ part: UpstreamPart) {
+        guard let context else { return }
+        var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
+        switch part {
+        case .head(let outgoing):
+            decoder.expectResponse(to: outgoing.head.method)
+            encoder.requestHead(outgoing.head, uri: outgoing.uri, edits: outgoing.edits, into: &out)
+        case .body(let bytes): encoder.body(bytes, into: &out)
+        case .end(let trailers): encoder.end(trailers, into: &out)
+        }
+        if out.readableBytes >= 64 * 1024 {
+            context.write(wrapOutboundOut(out), promise: nil)
+            pendingOut = nil
+        } else {
+            pendingOut = out
+        }
+    }
+
+    func flush() {
+        guard let context, let out = pendingOut else { return }
+        pendingOut = nil
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    /// Whether the response decoded last lets the connection be reused (version and Connection).
+    var lastResponseKeepAlive: Bool { decoder.lastHead.keepAlive }
+
+    /// After `101 Switching Protocols`: the bytes that followed it, for the tunnel.
+    func takeRemainingBytes() -> ByteBuffer? { decoder.takeRemainingBytes() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        sink?.upstreamResponse(unwrapInboundIn(data), from: context.channel)
+        decoder.feed(unwrapInboundIn(data))
+        let channel = context.channel
+        while true {
+            let part: HTTP1Part?
+            do { part = try decoder.next() } catch {
+                debugLog("upstream \(channel.remoteAddress.map { "\($0)" } ?? "?") sent a malformed response: \(error)")
+                context.close(promise: nil)
+                return
+            }
+            guard let part else { return }
+            // Bytes while nobody waits (an idle pooled connection): the connection cannot be trusted.
+            guard let sink else { context.close(promise: nil); return }
+            switch part {
+            case .responseHead(let head): sink.upstreamResponse(.head(head), from: channel)
+            case .body(let bytes): sink.upstreamResponse(.body(bytes), from: channel)
+            case .end(let trailers): sink.upstreamResponse(.end(trailers), from: channel)
+            case .requestHead: break
+            }
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -27,6 +101,10 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A response that runs until the connection closes ends here.
+        if let end = try? decoder.finishAtEOF(), case .end(let trailers) = end {
+            sink?.upstreamResponse(.end(trailers), from: context.channel)
+        }
         sink?.upstreamClosed(context.channel)
         sink = nil
         context.fireChannelInactive()
@@ -72,10 +150,7 @@ enum UpstreamConnector {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let ops = channel.pipeline.syncOperations
-                    try ops.addHandler(HTTPRequestEncoder(), name: "http-encoder")
-                    try ops.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)), name: "http-decoder")
-                    try ops.addHandler(handler, name: "upstream")
+                    try channel.pipeline.syncOperations.addHandler(handler, name: "upstream")
                 }
             }
         if let source { bootstrap = bootstrap.bind(to: try! SocketAddress(ipAddress: source, port: 0)) }

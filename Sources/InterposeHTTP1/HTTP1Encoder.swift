@@ -1,0 +1,190 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes HTTP/1.1 messages into a buffer the caller sends: a head, body parts framed as the head says
+/// (chunked or as they are), the end. A connection's head, body and end usually go out in one write.
+///
+/// Framing: a head with `Transfer-Encoding: chunked` gets chunk framing. A response head with neither
+/// Content-Length nor Transfer-Encoding whose response can have a body gets `transfer-encoding:
+/// chunked` added when the client speaks HTTP/1.1 (as NIO's encoder does); an HTTP/1.0 client is
+/// sent the body as it is and the connection closes after it.
+public struct HTTP1Encoder {
+    private var chunked = false
+
+    public init() {}
+
+    public mutating func requestHead(_ head: HTTPRequestHead, into out: inout ByteBuffer) {
+        requestHead(head, uri: head.uri, edits: nil, into: &out)
+    }
+
+    /// The request line with `uri`, and the head's fields changed by `edits` (always HTTP/1.1 upstream).
+    public mutating func requestHead(_ head: HTTPRequestHead, uri: String, edits: HeaderEdits?, into out: inout ByteBuffer) {
+        out.writeString(head.method.rawValue)
+        out.writeInteger(UInt8(ascii: " "))
+        out.writeString(uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        chunked = Self.writeFields(head.headers, edits: edits, into: &out).chunked
+        out.writeStaticString("\r\n")
+    }
+
+    /// `bodyless`: the response to a HEAD request, or a status without a body (1xx, 204, 304).
+    public mutating func responseHead(_ head: HTTPResponseHead, edits: HeaderEdits? = nil, bodyless: Bool, into out: inout ByteBuffer) {
+        out.writeStaticString(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        let code = Int(head.status.code)
+        out.writeInteger(UInt8(48 + code / 100))
+        out.writeInteger(UInt8(48 + code / 10 % 10))
+        out.writeInteger(UInt8(48 + code % 10))
+        out.writeInteger(UInt8(ascii: " "))
+        out.writeString(head.status.reasonPhrase)
+        out.writeStaticString("\r\n")
+        let written = Self.writeFields(head.headers, edits: edits, into: &out)
+        chunked = written.chunked
+        if !bodyless && !written.chunked && !written.framed && head.version != .http1_0 {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+            chunked = true
+        }
+        if bodyless { chunked = false }
+        out.writeStaticString("\r\n")
+    }
+
+    public mutating func body(_ bytes: ByteBuffer, into out: inout ByteBuffer) {
+        let n = bytes.readableBytes
+        guard n > 0 else { return }
+        if chunked {
+            out.writeString(String(n, radix: 16))
+            out.writeStaticString("\r\n")
+            out.writeImmutableBuffer(bytes)
+            out.writeStaticString("\r\n")
+        } else {
+            out.writeImmutableBuffer(bytes)
+        }
+    }
+
+    public mutating func end(_ trailers: HTTPHeaders?, into out: inout ByteBuffer) {
+        guard chunked else { return }
+        out.writeStaticString("0\r\n")
+        if let trailers { _ = Self.writeFields(trailers, edits: nil, into: &out) }
+        out.writeStaticString("\r\n")
+        chunked = false
+    }
+
+    /// Writes the fields as `edits` change them; says whether they make the body chunked and whether
+    /// they frame it at all (Content-Length or Transfer-Encoding).
+    private static func writeFields(_ headers: HTTPHeaders, edits: HeaderEdits?, into out: inout ByteBuffer) -> (chunked: Bool, framed: Bool) {
+        var chunked = false, framed = false
+        // Names a Connection field lists are hop-by-hop too (RFC 9110 7.6.1); rare beyond keep-alive and close.
+        var listed: [Substring] = []
+        if edits?.removeHopByHop == true {
+            for (name, value) in headers where HeaderName.is(name, "connection") {
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingASCIISpaces().lowercased()
+                    if t != "keep-alive" && t != "close" && t != "upgrade" { listed.append(Substring(t)) }
+                }
+            }
+        }
+        for (name, value) in headers {
+            if let edits {
+                if edits.removeHopByHop && HeaderName.isHopByHop(name) && !(edits.keepUpgrade && HeaderName.is(name, "upgrade")) { continue }
+                if !edits.removed.isEmpty && edits.removed.contains(where: { HeaderName.equal($0, name) }) { continue }
+                if !listed.isEmpty && listed.contains(where: { HeaderName.equal(String($0), name) }) { continue }
+            }
+            write(name, value, into: &out)
+            switch name.utf8.count {
+            case 14 where HeaderName.is(name, "content-length"): framed = true
+            case 17 where HeaderName.is(name, "transfer-encoding"):
+                framed = true
+                chunked = value.lowercased().split(separator: ",").last?.trimmingASCIISpaces() == "chunked"
+            default: break
+            }
+        }
+        if let edits {
+            for (name, value) in edits.added {
+                write(name, value, into: &out)
+                if HeaderName.is(name, "content-length") || HeaderName.is(name, "transfer-encoding") { framed = true }
+            }
+            if edits.keepUpgrade { out.writeStaticString("connection: upgrade\r\n") }
+        }
+        return (chunked, framed)
+    }
+
+    @inline(__always)
+    private static func write(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        out.writeString(name)
+        out.writeStaticString(": ")
+        out.writeString(value)
+        out.writeStaticString("\r\n")
+    }
+}
+
+/// Changes to a head's fields made while it is written: what goes (hop-by-hop fields, named ones)
+/// and what is added. The received head itself is never copied or changed.
+public struct HeaderEdits: Sendable {
+    /// Drop Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade and the names Connection lists.
+    public var removeHopByHop = true
+    /// An upgrade goes through: Upgrade is kept and `connection: upgrade` written.
+    public var keepUpgrade = false
+    /// Received fields dropped, by name (any case).
+    public private(set) var removed: [String] = []
+    /// Fields written after the received ones, in order.
+    public private(set) var added: [(String, String)] = []
+
+    public init() {}
+
+    /// Replaces every value of the field (NIO's replaceOrAdd).
+    public mutating func set(_ name: String, _ value: String) {
+        remove(name)
+        added.append((name, value))
+    }
+
+    public mutating func add(_ name: String, _ value: String) { added.append((name, value)) }
+
+    public mutating func remove(_ name: String) {
+        removed.append(name)
+        if added.contains(where: { HeaderName.equal($0.0, name) }) { added.removeAll { HeaderName.equal($0.0, name) } }
+    }
+
+    /// The value the field will have once written: the last one added, else the received one unless dropped.
+    public func value(_ name: String, in headers: HTTPHeaders) -> String? {
+        if let a = added.last(where: { HeaderName.equal($0.0, name) }) { return a.1 }
+        if removed.contains(where: { HeaderName.equal($0, name) }) { return nil }
+        return headers.first(name: name)
+    }
+}
+
+/// Field names compared as HTTP compares them: ASCII, any case.
+public enum HeaderName {
+    @inline(__always)
+    public static func equal(_ a: String, _ b: String) -> Bool {
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }
+        for (p, q) in zip(x, y) where p != q {
+            guard p | 0x20 == q | 0x20, (p | 0x20) >= 0x61 && (p | 0x20) <= 0x7a else { return false }
+        }
+        return true
+    }
+
+    /// `name` equals `lower` (a lower-case name) in any case.
+    @inline(__always)
+    public static func `is`(_ name: String, _ lower: StaticString) -> Bool {
+        let x = name.utf8
+        guard x.count == lower.utf8CodeUnitCount else { return false }
+        var i = 0
+        let p = lower.utf8Start
+        for b in x {
+            if b | 0x20 != p[i] && b != p[i] { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// RFC 9110 7.6.1 (plus Proxy-Connection).
+    public static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 10: return `is`(name, "connection") || `is`(name, "keep-alive")
+        case 16: return `is`(name, "proxy-connection")
+        case 2: return `is`(name, "te")
+        case 7: return `is`(name, "trailer") || `is`(name, "upgrade")
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,294 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOHTTP1
+
+/// Reads one HTTP/1 head (start line and header fields) from bytes already known to hold all of it.
+enum HTTP1HeadScanner {
+    enum Framing: Equatable {
+        case length(Int)
+        case chunked
+        case untilClose
+    }
+
+    private static let lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r"), sp = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+    private static let colon = UInt8(ascii: ":")
+
+    /// The length of the head including the empty line that ends it, or nil when it is not all there.
+    static func headLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        let n = bytes.count
+        guard n >= 2, let base = bytes.baseAddress else { return nil }
+        var i = 0
+        while i < n {
+            // memchr finds each line end; the head ends at the first empty line.
+            guard let p = memchr(base + i, Int32(lf), n - i) else { return nil }
+            let at = base.distance(to: UnsafeRawPointer(p))
+            if at + 1 < n && bytes[at + 1] == lf { return at + 2 }
+            if at + 2 < n && bytes[at + 1] == cr && bytes[at + 2] == lf { return at + 3 }
+            if at + 2 >= n { return nil }
+            i = at + 1
+        }
+        return nil
+    }
+
+    struct Request {
+        var head: HTTPRequestHead
+        var framing: Framing
+        var facts: HeadFacts
+        /// `Connection: upgrade` with an `Upgrade` header: the bytes after this request are not HTTP/1.
+        var upgrade: Bool
+    }
+
+    struct Response {
+        var head: HTTPResponseHead
+        var framing: Framing
+        var facts: HeadFacts
+    }
+
+    /// The lines of a head: start line, then each field line, without their line ends.
+    private static func lines(_ bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) throws -> Void) rethrows {
+        var start = 0
+        let n = bytes.count
+        var i = 0
+        while i < n {
+            if bytes[i] == lf {
+                var end = i
+                if end > start && bytes[end - 1] == cr { end -= 1 }
+                if end == start { return }  // the empty line
+                try body(start..<end)
+                start = i + 1
+            }
+            i += 1
+        }
+    }
+
+    static func request(_ bytes: UnsafeRawBufferPointer) throws -> Request {
+        var method = ""
+        var uri = ""
+        var version = HTTPVersion.http1_1
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(16)
+        var framing = FramingFields()
+        var first = true
+        try lines(bytes) { line in
+            if first {
+                first = false
+                // method SP request-target SP HTTP-version
+                guard let s1 = firstIndex(of: sp, in: bytes, line), let s2 = firstIndex(of: sp, in: bytes, (s1 + 1)..<line.upperBound) else {
+                    throw HTTPParserError.invalidURL
+                }
+                guard s1 > line.lowerBound, (line.lowerBound..<s1).allSatisfy({ isTokenByte(bytes[$0]) }) else { throw HTTPParserError.invalidMethod }
+                guard s2 > s1 + 1, ((s1 + 1)..<s2).allSatisfy({ bytes[$0] > sp && bytes[$0] != 0x7f }) else { throw HTTPParserError.invalidURL }
+                version = try parseVersion(bytes, (s2 + 1)..<line.upperBound)
+                method = string(bytes, line.lowerBound..<s1)
+                uri = string(bytes, (s1 + 1)..<s2)
+                return
+            }
+            try field(bytes, line, into: &headers, framing: &framing)
+        }
+        if first { throw HTTPParserError.invalidURL }
+        let head = HTTPRequestHead(version: version, method: HTTPMethod(rawValue: method), uri: uri, headers: HTTPHeaders(headers))
+        guard let chosen = try framing.framing(isRequest: true) else { throw HTTPParserError.invalidTransferEncoding }
+        return Request(head: head, framing: chosen, facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: framing.expectsContinue),
+                       upgrade: framing.connectionUpgrade && framing.hasUpgrade)
+    }
+
+    static func response(_ bytes: UnsafeRawBufferPointer) throws -> Response {
+        var version = HTTPVersion.http1_1
+        var status = HTTPResponseStatus.ok
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(16)
+        var framing = FramingFields()
+        var first = true
+        try lines(bytes) { line in
+            if first {
+                first = false
+                // HTTP-version SP status-code SP [reason-phrase]
+                guard line.count >= 12 else { throw HTTPParserError.invalidStatus }
+                let v = line.lowerBound..<(line.lowerBound + 8)
+                version = try parseVersion(bytes, v)
+                guard bytes[v.upperBound] == sp else { throw HTTPParserError.invalidStatus }
+                var code = 0
+                for i in (v.upperBound + 1)..<(v.upperBound + 4) {
+                    let d = bytes[i]
+                    guard d >= 48 && d <= 57 else { throw HTTPParserError.invalidStatus }
+                    code = code * 10 + Int(d - 48)
+                }
+                let reasonStart = v.upperBound + 4
+                if reasonStart < line.upperBound && bytes[reasonStart] != sp { throw HTTPParserError.invalidStatus }
+                let reason = reasonStart + 1 < line.upperBound ? string(bytes, (reasonStart + 1)..<line.upperBound) : ""
+                status = HTTPResponseStatus(statusCode: code, reasonPhrase: reason)
+                return
+            }
+            try field(bytes, line, into: &headers, framing: &framing)
+        }
+        if first { throw HTTPParserError.invalidStatus }
+        guard let chosen = try framing.framing(isRequest: false) else { throw HTTPParserError.invalidTransferEncoding }
+        return Response(head: HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), framing: chosen,
+                        facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: false))
+    }
+
+    /// Field lines alone (a chunked body's trailer section).
+    static func fields(_ bytes: UnsafeRawBufferPointer) throws -> HTTPHeaders {
+        var headers: [(String, String)] = []
+        var framing = FramingFields()
+        try lines(bytes) { try field(bytes, $0, into: &headers, framing: &framing) }
+        return HTTPHeaders(headers)
+    }
+
+    /// `name: value` with optional white space around the value; the framing fields are noted.
+    private static func field(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, into headers: inout [(String, String)], framing: inout FramingFields) throws {
+        guard bytes[line.lowerBound] != sp && bytes[line.lowerBound] != tab else { throw HTTPParserError.invalidHeaderToken }  // obs-fold
+        guard let c = firstIndex(of: colon, in: bytes, line), c > line.lowerBound else { throw HTTPParserError.invalidHeaderToken }
+        for i in line.lowerBound..<c where !isTokenByte(bytes[i]) { throw HTTPParserError.invalidHeaderToken }
+        var vs = c + 1, ve = line.upperBound
+        while vs < ve && (bytes[vs] == sp || bytes[vs] == tab) { vs += 1 }
+        while ve > vs && (bytes[ve - 1] == sp || bytes[ve - 1] == tab) { ve -= 1 }
+        for i in vs..<ve {
+            let b = bytes[i]
+            if b == 0 || b == cr || b == lf { throw HTTPParserError.invalidCharactersUsed }
+        }
+        let nameRange = line.lowerBound..<c
+        let value = string(bytes, vs..<ve)
+        try framing.note(bytes, nameRange, value)
+        headers.append((string(bytes, nameRange), value))
+    }
+
+    private static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) throws -> HTTPVersion {
+        // "HTTP/1.0" or "HTTP/1.1"
+        guard r.count == 8, bytes[r.lowerBound] == UInt8(ascii: "H"), bytes[r.lowerBound + 1] == UInt8(ascii: "T"),
+              bytes[r.lowerBound + 2] == UInt8(ascii: "T"), bytes[r.lowerBound + 3] == UInt8(ascii: "P"),
+              bytes[r.lowerBound + 4] == UInt8(ascii: "/"), bytes[r.lowerBound + 5] == UInt8(ascii: "1"),
+              bytes[r.lowerBound + 6] == UInt8(ascii: ".") else { throw HTTPParserError.invalidVersion }
+        switch bytes[r.lowerBound + 7] {
+        case UInt8(ascii: "1"): return .http1_1
+        case UInt8(ascii: "0"): return .http1_0
+        default: throw HTTPParserError.invalidVersion
+        }
+    }
+
+    @inline(__always)
+    static func string(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r]), as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func firstIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, _ r: Range<Int>) -> Int? {
+        var i = r.lowerBound
+        while i < r.upperBound {
+            if bytes[i] == byte { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// RFC 9110 tchar.
+    @inline(__always)
+    static func isTokenByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"),
+             UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"),
+             UInt8(ascii: "~"): return true
+        default: return false
+        }
+    }
+}
+
+/// What the last decoded head says about its connection, worked out while it was read (so the
+/// handler does not scan the fields again).
+public struct HeadFacts: Sendable, Equatable {
+    /// The connection persists after this message (version and Connection, RFC 9112 9.3).
+    public var keepAlive: Bool
+    /// `Expect: 100-continue` (requests).
+    public var expectsContinue: Bool
+}
+
+/// The header fields that decide a message's framing, noted while the head is read.
+struct FramingFields {
+    var contentLength: Int?
+    var transferEncoding = false
+    var chunkedLast = false
+    var connectionUpgrade = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var hasUpgrade = false
+    var expectsContinue = false
+
+    /// RFC 9112 9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
+    func keepAlive(_ version: HTTPVersion) -> Bool {
+        if connectionClose { return false }
+        return version == .http1_1 || connectionKeepAlive
+    }
+
+    /// Compares a field name with a lower-case ASCII name, ignoring case.
+    @inline(__always)
+    static func nameIs(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>, _ lower: StaticString) -> Bool {
+        guard r.count == lower.utf8CodeUnitCount else { return false }
+        let p = lower.utf8Start
+        var j = 0
+        for i in r {
+            if bytes[i] | 0x20 != p[j] { return false }
+            j += 1
+        }
+        return true
+    }
+
+    mutating func note(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, _ value: String) throws {
+        switch name.count {
+        case 14 where Self.nameIs(bytes, name, "content-length"):
+            guard !value.isEmpty, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), value.utf8.count <= 18, let n = Int(value) else {
+                throw HTTPParserError.invalidContentLength
+            }
+            if let earlier = contentLength, earlier != n { throw HTTPParserError.invalidContentLength }
+            contentLength = n
+        case 17 where Self.nameIs(bytes, name, "transfer-encoding"):
+            transferEncoding = true
+            // The last coding listed decides (`gzip, chunked`); a later field line continues the list.
+            let last = value.split(separator: ",").last.map { $0.trimmingASCIISpaces() } ?? ""
+            chunkedLast = last.lowercased() == "chunked"
+        case 10 where Self.nameIs(bytes, name, "connection"):
+            for token in value.lowercased().split(separator: ",") {
+                switch token.trimmingASCIISpaces() {
+                case "upgrade": connectionUpgrade = true
+                case "close": connectionClose = true
+                case "keep-alive": connectionKeepAlive = true
+                default: break
+                }
+            }
+        case 6 where Self.nameIs(bytes, name, "expect"):
+            if value.utf8.count == 12 && value.lowercased() == "100-continue" { expectsContinue = true }
+        case 7 where Self.nameIs(bytes, name, "upgrade"):
+            hasUpgrade = true
+        default:
+            break
+        }
+    }
+
+    /// Nil: a request with a Transfer-Encoding that does not end in chunked (RFC 9112 6.3: 400).
+    func framing(isRequest: Bool) throws -> HTTP1HeadScanner.Framing? {
+        if transferEncoding {
+            // Both: refused rather than guessed (the request-smuggling ambiguity).
+            if contentLength != nil { throw HTTPParserError.unexpectedContentLength }
+            if chunkedLast { return .chunked }
+            return isRequest ? nil : .untilClose
+        }
+        if let n = contentLength { return .length(n) }
+        return isRequest ? .length(0) : .untilClose
+    }
+}
+
+extension Substring {
+    func trimmingASCIISpaces() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}
+
+extension HTTPParserError {
+    /// A Transfer-Encoding a request cannot be framed by.
+    static var invalidTransferEncoding: HTTPParserError { .invalidConstant }
+}
