@@ -6,6 +6,8 @@ import NIOHTTP1
 public enum HTTP1Part: Sendable {
     case requestHead(HTTPRequestHead)
     case responseHead(HTTPResponseHead)
+    /// A response head left as bytes (a decoder made with `rawResponseHeads`).
+    case rawResponseHead(RawResponseHead)
     case body(ByteBuffer)
     case end(HTTPHeaders?)
 }
@@ -47,9 +49,13 @@ public struct HTTP1Decoder {
         case failed
     }
 
-    public init(kind: Kind, maxHeadSize: Int = 80 * 1024) {
+    /// Response heads come as `.rawResponseHead` (their fields are not made into Strings).
+    public let rawResponseHeads: Bool
+
+    public init(kind: Kind, maxHeadSize: Int = 80 * 1024, rawResponseHeads: Bool = false) {
         self.kind = kind
         self.maxHeadSize = maxHeadSize
+        self.rawResponseHeads = rawResponseHeads
     }
 
     /// Bytes read from the connection.
@@ -179,7 +185,10 @@ public struct HTTP1Decoder {
                 if framing == .untilClose { throw HTTPParserError.invalidContentLength }  // a request cannot run until close
                 afterEnd = parsed.upgrade ? .stopped : .head
             case .response:
-                let parsed = try buffer.withUnsafeReadableBytes { try HTTP1HeadScanner.response(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
+                let raw = rawResponseHeads
+                let parsed = try buffer.withUnsafeReadableBytes {
+                    try HTTP1HeadScanner.response(UnsafeRawBufferPointer(rebasing: $0[..<length]), keepFields: !raw)
+                }
                 let code = parsed.head.status.code
                 let method: HTTPMethod? = methodsStart < methods.count ? methods[methodsStart] : nil
                 var framing2 = parsed.framing
@@ -192,7 +201,13 @@ public struct HTTP1Decoder {
                     if method == .HEAD || code == 204 || code == 304 { framing2 = .length(0) }
                     afterEnd = .head
                 }
-                part = .responseHead(parsed.head)
+                if raw {
+                    let bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
+                    part = .rawResponseHead(RawResponseHead(status: parsed.head.status, version: parsed.head.version, bytes: bytes,
+                                                            fieldsStart: parsed.fieldsStart))
+                } else {
+                    part = .responseHead(parsed.head)
+                }
                 framing = framing2
                 lastHead = parsed.facts
             }

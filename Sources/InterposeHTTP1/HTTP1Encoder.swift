@@ -47,6 +47,83 @@ public struct HTTP1Encoder {
         out.writeStaticString("\r\n")
     }
 
+    /// A response head from its received bytes: the status line for `version`, the fields copied as
+    /// `edits` change them.
+    public mutating func responseHead(_ raw: RawResponseHead, version: HTTPVersion, edits: HeaderEdits?, bodyless: Bool, into out: inout ByteBuffer) {
+        out.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        // The status code and reason as received.
+        raw.bytes.withUnsafeReadableBytes { all in
+            var end = 9
+            while end < raw.fieldsStart && all[end] != UInt8(ascii: "\r") && all[end] != UInt8(ascii: "\n") { end += 1 }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: all[9..<end]))
+        }
+        out.writeStaticString("\r\n")
+        var isChunked = false, framed = false
+        // Names a Connection field lists are hop-by-hop too; rare beyond keep-alive and close.
+        raw.bytes.withUnsafeReadableBytes { all in
+            var listed: [String] = []
+            if edits?.removeHopByHop == true {
+                RawResponseHead.eachLine(all, raw.fieldsStart) { line, _ in
+                    let (name, value) = RawResponseHead.split(all, line)
+                    guard name.count == 10, FramingFields.nameIs(all, name, "connection") else { return }
+                    FramingFields.tokens(all, value) { t in
+                        if !FramingFields.nameIs(all, t, "keep-alive") && !FramingFields.nameIs(all, t, "close") && !FramingFields.nameIs(all, t, "upgrade") {
+                            listed.append(HTTP1HeadScanner.string(all, t))
+                        }
+                    }
+                }
+            }
+            // Kept lines are copied as they came, consecutive ones in one write.
+            var run: Range<Int>? = nil
+            RawResponseHead.eachLine(all, raw.fieldsStart) { line, withEnd in
+                let (nameRange, valueRange) = RawResponseHead.split(all, line)
+                let name = UnsafeRawBufferPointer(rebasing: all[nameRange])
+                var keep = true
+                if let edits {
+                    if edits.removeHopByHop && HeaderName.isHopByHop(name) && !(edits.keepUpgrade && HeaderName.is(name, "upgrade")) { keep = false }
+                    else if !edits.removed.isEmpty && edits.removed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
+                    else if !listed.isEmpty && listed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
+                }
+                if keep {
+                    switch name.count {
+                    case 14 where HeaderName.is(name, "content-length"): framed = true
+                    case 17 where HeaderName.is(name, "transfer-encoding"):
+                        framed = true
+                        var last: Range<Int> = valueRange.upperBound..<valueRange.upperBound
+                        FramingFields.tokens(all, valueRange) { last = $0 }
+                        isChunked = FramingFields.nameIs(all, last, "chunked")
+                    default: break
+                    }
+                }
+                let bareLF = withEnd.count == line.count + 1 && all[line.upperBound] == UInt8(ascii: "\n")
+                if keep && !bareLF {
+                    run = run.map { $0.lowerBound..<withEnd.upperBound } ?? withEnd
+                } else {
+                    if let r = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: all[r])); run = nil }
+                    if keep {
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: all[line]))
+                        out.writeStaticString("\r\n")
+                    }
+                }
+            }
+            if let r = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: all[r])) }
+        }
+        if let edits {
+            for (name, value) in edits.added {
+                Self.write(name, value, into: &out)
+                if HeaderName.is(name, "content-length") || HeaderName.is(name, "transfer-encoding") { framed = true }
+            }
+            if edits.keepUpgrade { out.writeStaticString("connection: upgrade\r\n") }
+        }
+        chunked = isChunked
+        if !bodyless && !isChunked && !framed && version != .http1_0 {
+            out.writeStaticString("transfer-encoding: chunked\r\n")
+            chunked = true
+        }
+        if bodyless { chunked = false }
+        out.writeStaticString("\r\n")
+    }
+
     public mutating func body(_ bytes: ByteBuffer, into out: inout ByteBuffer) {
         let n = bytes.readableBytes
         guard n > 0 else { return }
@@ -107,12 +184,21 @@ public struct HTTP1Encoder {
         return (chunked, framed)
     }
 
+    /// `name: value\r\n` in one write (one capacity check instead of four).
     @inline(__always)
-    private static func write(_ name: String, _ value: String, into out: inout ByteBuffer) {
-        out.writeString(name)
-        out.writeStaticString(": ")
-        out.writeString(value)
-        out.writeStaticString("\r\n")
+    static func write(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        var name = name, value = value
+        let n = name.utf8.count, m = value.utf8.count
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: n + m + 4) { p in
+            let base = p.baseAddress!
+            if n > 0 { name.withUTF8 { base.copyMemory(from: $0.baseAddress!, byteCount: n) } }
+            base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: n, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: " "), toByteOffset: n + 1, as: UInt8.self)
+            if m > 0 { value.withUTF8 { (base + n + 2).copyMemory(from: $0.baseAddress!, byteCount: m) } }
+            base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: n + 2 + m, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: n + 3 + m, as: UInt8.self)
+            return n + m + 4
+        }
     }
 }
 
@@ -175,6 +261,40 @@ public enum HeaderName {
             i += 1
         }
         return true
+    }
+
+    /// A received name's bytes against a String name, any case.
+    @inline(__always)
+    public static func equal(_ a: String, _ b: UnsafeRawBufferPointer) -> Bool {
+        let x = a.utf8
+        guard x.count == b.count else { return false }
+        var i = 0
+        for p in x {
+            let q = b[i]
+            if p != q {
+                guard p | 0x20 == q | 0x20, (p | 0x20) >= 0x61 && (p | 0x20) <= 0x7a else { return false }
+            }
+            i += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    public static func `is`(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
+        guard name.count == lower.utf8CodeUnitCount else { return false }
+        let p = lower.utf8Start
+        for i in 0..<name.count where name[i] | 0x20 != p[i] && name[i] != p[i] { return false }
+        return true
+    }
+
+    public static func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 10: return `is`(name, "connection") || `is`(name, "keep-alive")
+        case 16: return `is`(name, "proxy-connection")
+        case 2: return `is`(name, "te")
+        case 7: return `is`(name, "trailer") || `is`(name, "upgrade")
+        default: return false
+        }
     }
 
     /// RFC 9110 7.6.1 (plus Proxy-Connection).

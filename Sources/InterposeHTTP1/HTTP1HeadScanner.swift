@@ -44,6 +44,8 @@ enum HTTP1HeadScanner {
         var head: HTTPResponseHead
         var framing: Framing
         var facts: HeadFacts
+        /// Where the status line ends (its line end and the fields follow).
+        var fieldsStart: Int
     }
 
     /// The lines of a head: start line, then each field line, without their line ends.
@@ -94,11 +96,14 @@ enum HTTP1HeadScanner {
                        upgrade: framing.connectionUpgrade && framing.hasUpgrade)
     }
 
-    static func response(_ bytes: UnsafeRawBufferPointer) throws -> Response {
+    /// `keepFields` false: the fields are checked and the framing ones read, but no Strings are made
+    /// (the head is passed on from its bytes, see RawResponseHead).
+    static func response(_ bytes: UnsafeRawBufferPointer, keepFields: Bool = true) throws -> Response {
         var version = HTTPVersion.http1_1
         var status = HTTPResponseStatus.ok
         var headers: [(String, String)] = []
-        headers.reserveCapacity(16)
+        if keepFields { headers.reserveCapacity(16) }
+        var fieldsStart = 0
         var framing = FramingFields()
         var first = true
         try lines(bytes) { line in
@@ -119,14 +124,15 @@ enum HTTP1HeadScanner {
                 if reasonStart < line.upperBound && bytes[reasonStart] != sp { throw HTTPParserError.invalidStatus }
                 let reason = reasonStart + 1 < line.upperBound ? string(bytes, (reasonStart + 1)..<line.upperBound) : ""
                 status = HTTPResponseStatus(statusCode: code, reasonPhrase: reason)
+                fieldsStart = line.upperBound
                 return
             }
-            try field(bytes, line, into: &headers, framing: &framing)
+            try field(bytes, line, into: &headers, framing: &framing, keep: keepFields)
         }
         if first { throw HTTPParserError.invalidStatus }
         guard let chosen = try framing.framing(isRequest: false) else { throw HTTPParserError.invalidTransferEncoding }
         return Response(head: HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), framing: chosen,
-                        facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: false))
+                        facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: false), fieldsStart: fieldsStart)
     }
 
     /// Field lines alone (a chunked body's trailer section).
@@ -138,7 +144,8 @@ enum HTTP1HeadScanner {
     }
 
     /// `name: value` with optional white space around the value; the framing fields are noted.
-    private static func field(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, into headers: inout [(String, String)], framing: inout FramingFields) throws {
+    private static func field(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, into headers: inout [(String, String)], framing: inout FramingFields,
+                              keep: Bool = true) throws {
         guard bytes[line.lowerBound] != sp && bytes[line.lowerBound] != tab else { throw HTTPParserError.invalidHeaderToken }  // obs-fold
         guard let c = firstIndex(of: colon, in: bytes, line), c > line.lowerBound else { throw HTTPParserError.invalidHeaderToken }
         for i in line.lowerBound..<c where !isTokenByte(bytes[i]) { throw HTTPParserError.invalidHeaderToken }
@@ -150,9 +157,8 @@ enum HTTP1HeadScanner {
             if b == 0 || b == cr || b == lf { throw HTTPParserError.invalidCharactersUsed }
         }
         let nameRange = line.lowerBound..<c
-        let value = string(bytes, vs..<ve)
-        try framing.note(bytes, nameRange, value)
-        headers.append((string(bytes, nameRange), value))
+        try framing.note(bytes, nameRange, vs..<ve)
+        if keep { headers.append((string(bytes, nameRange), string(bytes, vs..<ve))) }
     }
 
     private static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) throws -> HTTPVersion {
@@ -235,34 +241,57 @@ struct FramingFields {
         return true
     }
 
-    mutating func note(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, _ value: String) throws {
+    /// Notes a field that bears on framing or the connection, reading its value's bytes in place.
+    mutating func note(_ bytes: UnsafeRawBufferPointer, _ name: Range<Int>, _ valueRange: Range<Int>) throws {
         switch name.count {
         case 14 where Self.nameIs(bytes, name, "content-length"):
-            guard !value.isEmpty, value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), value.utf8.count <= 18, let n = Int(value) else {
-                throw HTTPParserError.invalidContentLength
+            guard !valueRange.isEmpty, valueRange.count <= 18 else { throw HTTPParserError.invalidContentLength }
+            var n = 0
+            for i in valueRange {
+                let d = bytes[i]
+                guard d >= 48 && d <= 57 else { throw HTTPParserError.invalidContentLength }
+                n = n * 10 + Int(d - 48)
             }
             if let earlier = contentLength, earlier != n { throw HTTPParserError.invalidContentLength }
             contentLength = n
         case 17 where Self.nameIs(bytes, name, "transfer-encoding"):
             transferEncoding = true
             // The last coding listed decides (`gzip, chunked`); a later field line continues the list.
-            let last = value.split(separator: ",").last.map { $0.trimmingASCIISpaces() } ?? ""
-            chunkedLast = last.lowercased() == "chunked"
+            var last: Range<Int> = valueRange.upperBound..<valueRange.upperBound
+            Self.tokens(bytes, valueRange) { last = $0 }
+            chunkedLast = Self.nameIs(bytes, last, "chunked")
         case 10 where Self.nameIs(bytes, name, "connection"):
-            for token in value.lowercased().split(separator: ",") {
-                switch token.trimmingASCIISpaces() {
-                case "upgrade": connectionUpgrade = true
-                case "close": connectionClose = true
-                case "keep-alive": connectionKeepAlive = true
+            Self.tokens(bytes, valueRange) { t in
+                switch t.count {
+                case 7 where Self.nameIs(bytes, t, "upgrade"): connectionUpgrade = true
+                case 5 where Self.nameIs(bytes, t, "close"): connectionClose = true
+                case 10 where Self.nameIs(bytes, t, "keep-alive"): connectionKeepAlive = true
                 default: break
                 }
             }
         case 6 where Self.nameIs(bytes, name, "expect"):
-            if value.utf8.count == 12 && value.lowercased() == "100-continue" { expectsContinue = true }
+            if Self.nameIs(bytes, valueRange, "100-continue") { expectsContinue = true }
         case 7 where Self.nameIs(bytes, name, "upgrade"):
             hasUpgrade = true
         default:
             break
+        }
+    }
+
+    /// The comma-separated elements of a value, without surrounding white space, empty ones skipped.
+    @inline(__always)
+    static func tokens(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = r.lowerBound
+        var i = r.lowerBound
+        while i <= r.upperBound {
+            if i == r.upperBound || bytes[i] == UInt8(ascii: ",") {
+                var a = start, b = i
+                while a < b && (bytes[a] == 32 || bytes[a] == 9) { a += 1 }
+                while b > a && (bytes[b - 1] == 32 || bytes[b - 1] == 9) { b -= 1 }
+                if a < b { body(a..<b) }
+                start = i + 1
+            }
+            i += 1
         }
     }
 

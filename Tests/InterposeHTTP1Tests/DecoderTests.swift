@@ -45,6 +45,8 @@ func summary(_ parts: [HTTP1Part]) -> [String] {
             out.append("\(head.method.rawValue) \(head.uri) \(head.version)")
         case .responseHead(let head):
             out.append("\(head.status.code) \(head.status.reasonPhrase)")
+        case .rawResponseHead(let head):
+            out.append("\(head.status.code) \(head.status.reasonPhrase)")
         case .body(let buffer):
             let text = String(buffer: buffer)
             if let last = out.last, last.hasPrefix("body:") {

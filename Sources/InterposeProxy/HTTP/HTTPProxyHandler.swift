@@ -128,7 +128,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             case .requestHead(let head): handle(.head(head), context: context)
             case .body(let bytes): handle(.body(bytes), context: context)
             case .end(let trailers): handle(.end(trailers), context: context)
-            case .responseHead: break
+            case .responseHead, .rawResponseHead: break
             }
         }
         if decoder.bufferedBytes > 64 * 1024 && !pausedForPipeline {
@@ -580,7 +580,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: upstream events
 
-    func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel) {
+    func upstreamResponse(_ part: UpstreamResponsePart, from channel: Channel) {
         guard let context, let ex = exchange, ex.upstream === channel else { return }
         switch part {
         case .head(let head):
@@ -605,8 +605,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 if k == "set-cookie" { edits.add(k, v) } else { edits.set(k, v) }
             }
             if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { edits.set("connection", "close"); closeAfterResponse = true }
-            respond(.head(HTTPResponseHead(version: ex.requestHead.version, status: head.status, headers: head.headers)), edits: edits,
-                    context: context, requestMethod: ex.requestHead.method)
+            let code = head.status.code
+            let bodyless = ex.requestHead.method == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
+            var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
+            encoder.responseHead(head, version: ex.requestHead.version, edits: edits, bodyless: bodyless, into: &out)
+            pendingOut = out
             if upgrade { flushOutNow(context) }
         case .body(let buffer):
             ex.bytesOut += buffer.readableBytes

@@ -65,7 +65,7 @@ final class MirrorSink: UpstreamResponseSink {
         connection = nil
     }
 
-    func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel) {
+    func upstreamResponse(_ part: UpstreamResponsePart, from channel: Channel) {
         guard case .end = part else { return }
         if ended, !abandoned, let connection, connection.channel === channel {
             state.putIdle(poolKey, connection)

@@ -4,8 +4,15 @@ import NIOHTTP1
 import NIOPosix
 
 /// Receives what an upstream connection answers and hands it to whoever holds the connection now.
+/// A piece of an upstream's response; the head stays in its received bytes.
+enum UpstreamResponsePart {
+    case head(RawResponseHead)
+    case body(ByteBuffer)
+    case end(HTTPHeaders?)
+}
+
 protocol UpstreamResponseSink: AnyObject {
-    func upstreamResponse(_ part: HTTPClientResponsePart, from channel: Channel)
+    func upstreamResponse(_ part: UpstreamResponsePart, from channel: Channel)
     func upstreamClosed(_ channel: Channel)
     func upstreamReadComplete(_ channel: Channel)
 }
@@ -36,7 +43,7 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
     weak var sink: UpstreamResponseSink?
     private var context: ChannelHandlerContext?
-    private var decoder = HTTP1Decoder(kind: .response)
+    private var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
     private var encoder = HTTP1Encoder()
     private var pendingOut: ByteBuffer?
 
@@ -87,10 +94,10 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Bytes while nobody waits (an idle pooled connection): the connection cannot be trusted.
             guard let sink else { context.close(promise: nil); return }
             switch part {
-            case .responseHead(let head): sink.upstreamResponse(.head(head), from: channel)
+            case .rawResponseHead(let head): sink.upstreamResponse(.head(head), from: channel)
             case .body(let bytes): sink.upstreamResponse(.body(bytes), from: channel)
             case .end(let trailers): sink.upstreamResponse(.end(trailers), from: channel)
-            case .requestHead: break
+            case .requestHead, .responseHead: break
             }
         }
     }
