@@ -60,6 +60,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var mirrors: [MirrorSink] = []
         var timeout: Scheduled<Void>?
         var upgrading = false
+        /// The x-request-id made here when the client sent none.
+        var generatedRequestID: String?
         /// `Expect: 100-continue`: answered here, not passed on.
         var expectsContinue = false
         var finished = false
@@ -255,19 +257,22 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     // MARK: routing
 
     private func startRequest(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
-        // One request id for the upstream request, its mirrors and the access log.
         var head = received
         // Routing and policy must see the path the upstream will: `/./admin` is `/admin`.
         let target = normalizedRequestTarget(head.uri)
         if target != head.uri { head.uri = target }
-        if !head.headers.contains(name: "x-request-id") { head.headers.add(name: "x-request-id", value: env.loop.requestID()) }
+        // One request id for the upstream request, its mirrors and the access log; added as the head is
+        // written (the received head is not copied to add it).
+        let generatedID = head.headers.contains(name: "x-request-id") ? nil : env.loop.requestID()
         debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table
         let authority = head.headers.first(name: "host") ?? originalIP ?? ""
-        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: originalPort,
-                               header: { head.headers.first(name: $0) })
         let ex = Exchange(head)
+        ex.generatedRequestID = generatedID
         exchange = ex
+        // The closure holds only the exchange (a single reference needs no closure context allocated).
+        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: originalPort,
+                               header: { [unowned ex] in ex.requestHead.headers.first(name: $0) })
         env.lifecycle.begin()
         if !decoder.lastHead.keepAlive && !env.http2 { closeAfterResponse = true }
         ex.expectsContinue = decoder.lastHead.expectsContinue
@@ -431,8 +436,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// The request as it goes upstream: hop-by-hop fields and Expect dropped (100 Continue was answered
     /// here), x-forwarded-proto added, then the route's rewrites and header operations.
-    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?) -> OutgoingHead {
+    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?, requestID: String?) -> OutgoingHead {
         var edits = HeaderEdits()
+        if let requestID { edits.add("x-request-id", requestID) }
         var hasExpect = false, hasProto = false
         for (name, _) in head.headers {
             switch name.utf8.count {
@@ -476,7 +482,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     private func forward(_ ex: Exchange, host: String, port: UInt16, hostPort: String? = nil, plan: ForwardPlan?, clusterName: String?,
                          table: RoutingTable, source: String? = nil) {
         guard let context else { return }
-        let head = upstreamHead(ex.requestHead, plan: plan)
+        let head = upstreamHead(ex.requestHead, plan: plan, requestID: ex.generatedRequestID)
         ex.upgrading = head.edits.keepUpgrade
         // First: body parts may already wait here (they arrived while the policy check was pending).
         ex.pending.insert(.head(head), at: 0)
@@ -566,7 +572,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         guard let context else { return }
         for (cluster, percent) in plan.mirrors where PercentSampler.sample(percent: percent, using: &env.loop.rng) {
             guard let ep = env.loop.pick(cluster, generation: table.generation, hash: nil) else { continue }
-            var mh = upstreamHead(head, plan: nil)
+            var mh = upstreamHead(head, plan: nil, requestID: ex.generatedRequestID)
             mh.edits.set("x-envoy-internal", "true")
             if let suffix = table.proxy.mirrorHostSuffix, let host = mh.edits.value("host", in: head.headers) {
                 // Istio's optional "-shadow" host: reviews:9080 becomes reviews-shadow:9080.
@@ -692,7 +698,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             lastInstruments = (labels, instruments)
         }
         instruments.record(durationMillis: millis, requestBytes: ex.bytesIn, responseBytes: ex.bytesOut)
-        env.accessLog?.log(ex.requestHead, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
+        env.accessLog?.log(ex.requestHead, requestID: ex.generatedRequestID, status: ex.responseStatus, flags: flag, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, millis: millis,
                            upstream: ex.upstreamAddress, cluster: cluster?.key.description ?? clusterName ?? "-", policy: ex.policyLog)
         if exchange === ex { exchange = nil }
     }
