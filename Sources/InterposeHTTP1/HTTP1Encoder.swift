@@ -58,7 +58,7 @@ public struct HTTP1Encoder {
             out.writeBytes(UnsafeRawBufferPointer(rebasing: all[9..<end]))
         }
         out.writeStaticString("\r\n")
-        var isChunked = false, framed = false
+        var isChunked = false, framed = false, hasLength = false
         // Names a Connection field lists are hop-by-hop too; rare beyond keep-alive and close.
         raw.bytes.withUnsafeReadableBytes { all in
             var listed: [String] = []
@@ -84,9 +84,11 @@ public struct HTTP1Encoder {
                     else if !edits.removed.isEmpty && edits.removed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
                     else if !listed.isEmpty && listed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
                 }
+                // An HTTP/1.0 client cannot read chunks: the body goes to it as it is, ended by the close.
+                if keep && version == .http1_0 && HeaderName.is(name, "transfer-encoding") { keep = false }
                 if keep {
                     switch name.count {
-                    case 14 where HeaderName.is(name, "content-length"): framed = true
+                    case 14 where HeaderName.is(name, "content-length"): framed = true; hasLength = true
                     case 17 where HeaderName.is(name, "transfer-encoding"):
                         framed = true
                         var last: Range<Int> = valueRange.upperBound..<valueRange.upperBound
@@ -111,7 +113,8 @@ public struct HTTP1Encoder {
         if let edits {
             for (name, value) in edits.added {
                 Self.write(name, value, into: &out)
-                if HeaderName.is(name, "content-length") || HeaderName.is(name, "transfer-encoding") { framed = true }
+                if HeaderName.is(name, "content-length") { framed = true; hasLength = true }
+                if HeaderName.is(name, "transfer-encoding") { framed = true }
             }
             if edits.keepUpgrade { out.writeStaticString("connection: upgrade\r\n") }
         }
@@ -121,8 +124,14 @@ public struct HTTP1Encoder {
             chunked = true
         }
         if bodyless { chunked = false }
+        // Neither a length nor chunks (no length, or a Transfer-Encoding not ending in chunked): the close ends it.
+        endsWithClose = !bodyless && !chunked && !hasLength
         out.writeStaticString("\r\n")
     }
+
+    /// The last response head written leaves its body to be ended by closing the connection (an
+    /// HTTP/1.0 client and no Content-Length): the connection must close after it.
+    public private(set) var endsWithClose = false
 
     public mutating func body(_ bytes: ByteBuffer, into out: inout ByteBuffer) {
         let n = bytes.readableBytes
@@ -257,7 +266,7 @@ public enum HeaderName {
         var i = 0
         let p = lower.utf8Start
         for b in x {
-            if b | 0x20 != p[i] && b != p[i] { return false }
+            if b != p[i] && !(p[i] >= 0x61 && p[i] <= 0x7a && b | 0x20 == p[i]) { return false }
             i += 1
         }
         return true
@@ -283,7 +292,7 @@ public enum HeaderName {
     public static func `is`(_ name: UnsafeRawBufferPointer, _ lower: StaticString) -> Bool {
         guard name.count == lower.utf8CodeUnitCount else { return false }
         let p = lower.utf8Start
-        for i in 0..<name.count where name[i] | 0x20 != p[i] && name[i] != p[i] { return false }
+        for i in 0..<name.count where name[i] != p[i] && !(p[i] >= 0x61 && p[i] <= 0x7a && name[i] | 0x20 == p[i]) { return false }
         return true
     }
 

@@ -235,7 +235,9 @@ struct FramingFields {
         let p = lower.utf8Start
         var j = 0
         for i in r {
-            if bytes[i] | 0x20 != p[j] { return false }
+            let b = bytes[i]
+            // Case is folded for letters only.
+            if b != p[j] && !(p[j] >= 0x61 && p[j] <= 0x7a && b | 0x20 == p[j]) { return false }
             j += 1
         }
         return true

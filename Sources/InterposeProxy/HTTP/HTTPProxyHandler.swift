@@ -616,6 +616,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
             encoder.responseHead(head, version: ex.requestHead.version, edits: edits, bodyless: bodyless, into: &out)
             pendingOut = out
+            if encoder.endsWithClose { closeAfterResponse = true }
             if upgrade { flushOutNow(context) }
         case .body(let buffer):
             ex.bytesOut += buffer.readableBytes
