@@ -118,6 +118,14 @@ public struct HTTP1Decoder {
 
     /// The next part the buffered bytes make, or nil when more bytes are needed (or decoding stopped).
     public mutating func next() throws -> HTTP1Part? {
+        let part = try decodeNext()
+        // All read: the received buffer is let go, so the channel can read into it again instead of
+        // allocating a new one for the next read.
+        if part == nil && buffer.readableBytes == 0 && buffer.capacity > 0 { buffer = ByteBuffer() }
+        return part
+    }
+
+    private mutating func decodeNext() throws -> HTTP1Part? {
         switch state {
         case .failed, .stopped:
             return nil
@@ -189,7 +197,7 @@ public struct HTTP1Decoder {
                 let parsed = try buffer.withUnsafeReadableBytes {
                     try HTTP1HeadScanner.response(UnsafeRawBufferPointer(rebasing: $0[..<length]), keepFields: !raw)
                 }
-                let code = parsed.head.status.code
+                let code = parsed.status.code
                 let method: HTTPMethod? = methodsStart < methods.count ? methods[methodsStart] : nil
                 var framing2 = parsed.framing
                 if code >= 100 && code < 200 {
@@ -203,7 +211,7 @@ public struct HTTP1Decoder {
                 }
                 if raw {
                     let bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
-                    part = .rawResponseHead(RawResponseHead(status: parsed.head.status, version: parsed.head.version, bytes: bytes,
+                    part = .rawResponseHead(RawResponseHead(status: parsed.status, version: parsed.version, bytes: bytes,
                                                             fieldsStart: parsed.fieldsStart))
                 } else {
                     part = .responseHead(parsed.head)

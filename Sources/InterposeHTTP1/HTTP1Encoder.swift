@@ -225,6 +225,14 @@ public struct HeaderEdits: Sendable {
 
     public init() {}
 
+    /// Back to no edits, keeping the lists' storage (one HeaderEdits serves a connection's requests).
+    public mutating func reset() {
+        removeHopByHop = true
+        keepUpgrade = false
+        removed.removeAll(keepingCapacity: true)
+        added.removeAll(keepingCapacity: true)
+    }
+
     /// Replaces every value of the field (NIO's replaceOrAdd).
     public mutating func set(_ name: String, _ value: String) {
         remove(name)

@@ -41,7 +41,12 @@ enum HTTP1HeadScanner {
     }
 
     struct Response {
-        var head: HTTPResponseHead
+        var status: HTTPResponseStatus
+        var version: HTTPVersion
+        /// Empty when the fields were not kept.
+        var fields: [(String, String)]
+        /// The head as NIO's type (allocates its storage: only when the fields were kept).
+        var head: HTTPResponseHead { HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(fields)) }
         var framing: Framing
         var facts: HeadFacts
         /// Where the status line ends (its line end and the fields follow).
@@ -131,7 +136,7 @@ enum HTTP1HeadScanner {
         }
         if first { throw HTTPParserError.invalidStatus }
         guard let chosen = try framing.framing(isRequest: false) else { throw HTTPParserError.invalidTransferEncoding }
-        return Response(head: HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers)), framing: chosen,
+        return Response(status: status, version: version, fields: headers, framing: chosen,
                         facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: false), fieldsStart: fieldsStart)
     }
 

@@ -16,7 +16,12 @@ final class LoopState: @unchecked Sendable {
         init(_ generation: Int, _ balancer: LoadBalancer) { self.generation = generation; self.balancer = balancer }
     }
     private var active: [String: Int] = [:]
-    private var idle: [String: [UpstreamConnection]] = [:]
+    private var idle: [String: IdleConnections] = [:]
+    /// One endpoint's idle connections: a class, so taking and returning one changes the list in
+    /// place (no dictionary value copied out and back).
+    private final class IdleConnections {
+        var connections: [UpstreamConnection] = []
+    }
     var rng = FastRandom()
 
     init(eventLoop: EventLoop) { self.eventLoop = eventLoop }
@@ -72,8 +77,8 @@ final class LoopState: @unchecked Sendable {
     }
 
     func takeIdle(_ key: String) -> UpstreamConnection? {
-        // Popped in place: copying the list out and back would copy it on every take.
-        while let connection = idle[key]?.popLast() {
+        guard let pool = idle[key] else { return nil }
+        while let connection = pool.connections.popLast() {
             if connection.channel.isActive { return connection }
         }
         return nil
@@ -90,13 +95,19 @@ final class LoopState: @unchecked Sendable {
                 return
             }
         }
-        idle[key, default: []].append(connection)
+        if let pool = idle[key] {
+            pool.connections.append(connection)
+        } else {
+            let pool = IdleConnections()
+            pool.connections.append(connection)
+            idle[key] = pool
+        }
     }
 
     /// Called once per upstream connection when it is opened: a closed connection leaves the pool.
     func watch(_ key: String, _ connection: UpstreamConnection) {
         connection.channel.closeFuture.whenComplete { [weak self, weak connection] _ in
-            self?.idle[key]?.removeAll { $0 === connection }
+            self?.idle[key]?.connections.removeAll { $0 === connection }
         }
     }
 

@@ -48,6 +48,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var upstreamAddress = "-"
         var connection: UpstreamConnection?
         var upstream: Channel? { connection?.channel }
+        /// The request head for the upstream, until its connection is ready.
+        var outgoingHead: OutgoingHead?
+        /// Body parts that arrived before the upstream connection was ready.
         var pending: [UpstreamPart] = []
         var requestEnded = false
         var responseStarted = false
@@ -99,7 +102,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     /// not one per message piece) and answers encoded into one buffer written per flush.
     private var decoder = HTTP1Decoder(kind: .request)
     private var encoder = HTTP1Encoder()
-    private var pendingOut: ByteBuffer?
+    private var output = OutputBuffer()
+    /// Edits made to each request's and response's head, kept so their lists' storage is reused.
+    private var requestEdits = HeaderEdits()
+    private var responseEdits = HeaderEdits()
     private var decoding = false
     /// Reading stopped because pipelined requests piled up behind the one in flight.
     private var pausedForPipeline = false
@@ -153,30 +159,25 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// Encoded into the pending answer bytes; written by `flushOut`.
     private func respond(_ part: HTTPServerResponsePart, edits: HeaderEdits? = nil, context: ChannelHandlerContext, requestMethod: HTTPMethod? = nil) {
-        var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
-        switch part {
-        case .head(let head):
-            let code = head.status.code
-            let bodyless = requestMethod == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
-            encoder.responseHead(head, edits: edits, bodyless: bodyless, into: &out)
-        case .body(.byteBuffer(let bytes)): encoder.body(bytes, into: &out)
-        case .body(.fileRegion): break
-        case .end(let trailers): encoder.end(trailers, into: &out)
+        output.append(context.channel.allocator) { out in
+            switch part {
+            case .head(let head):
+                let code = head.status.code
+                let bodyless = requestMethod == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
+                encoder.responseHead(head, edits: edits, bodyless: bodyless, into: &out)
+            case .body(.byteBuffer(let bytes)): encoder.body(bytes, into: &out)
+            case .body(.fileRegion): break
+            case .end(let trailers): encoder.end(trailers, into: &out)
+            }
         }
-        if out.readableBytes >= 64 * 1024 {
-            context.write(wrapOutboundOut(out), promise: nil)
-            pendingOut = nil
-        } else {
-            pendingOut = out
-        }
+        if output.readableBytes >= 64 * 1024, let out = output.take() { context.write(wrapOutboundOut(out), promise: nil) }
     }
 
     /// Writes and flushes what `respond` gathered.
     @discardableResult
     private func flushOut(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        if let out = pendingOut {
-            pendingOut = nil
+        if let out = output.take() {
             context.writeAndFlush(wrapOutboundOut(out), promise: promise)
         } else {
             context.flush()
@@ -187,10 +188,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// Flushes what `respond` gathered when nobody waits for the write.
     private func flushOutNow(_ context: ChannelHandlerContext) {
-        if let out = pendingOut {
-            pendingOut = nil
-            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-        }
+        if let out = output.take() { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -319,6 +317,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 localReply(.noHealthyUpstream, ex)
                 return
             }
+            // Without policy the request goes on at once (no closure made per request).
+            if env.store.policy.isEmpty {
+                startMirrors(plan, head: head, ex: ex, table: table)
+                forward(ex, host: host, port: port, hostPort: hostPort, plan: plan, clusterName: nil, table: table)
+                return
+            }
             gate(ex, head, service: plan.cluster.key.host, port: plan.cluster.key.port, cluster: plan.cluster, table: table) { [unowned self] in
                 self.startMirrors(plan, head: head, ex: ex, table: table)
                 // Body parts that arrived while the policy waited for the shared quota go to the mirrors too.
@@ -437,7 +441,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     /// The request as it goes upstream: hop-by-hop fields and Expect dropped (100 Continue was answered
     /// here), x-forwarded-proto added, then the route's rewrites and header operations.
     private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?, requestID: String?) -> OutgoingHead {
-        var edits = HeaderEdits()
+        var edits = requestEdits
+        requestEdits = HeaderEdits()  // one reference while it is filled: its storage is reused, not copied
+        edits.reset()
+        defer { requestEdits = edits }
         if let requestID { edits.add("x-request-id", requestID) }
         var hasExpect = false, hasProto = false
         for (name, _) in head.headers {
@@ -484,8 +491,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         guard let context else { return }
         let head = upstreamHead(ex.requestHead, plan: plan, requestID: ex.generatedRequestID)
         ex.upgrading = head.edits.keepUpgrade
-        // First: body parts may already wait here (they arrived while the policy check was pending).
-        ex.pending.insert(.head(head), at: 0)
+        // Sent first when the connection is ready: body parts may already wait (they arrived while the policy check was pending).
+        ex.outgoingHead = head
         let activeKey = hostPort ?? InterposeRouting.hostPort(host, port)
         ex.endpointKey = UpstreamConnector.poolKey(activeKey, source)
         ex.activeKey = activeKey
@@ -534,8 +541,14 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         connection.handler.sink = self
         ex.connection = connection
         ex.upstreamSent = .now()
-        for part in ex.pending { connection.handler.send(part) }
-        ex.pending.removeAll()
+        if let head = ex.outgoingHead {
+            connection.handler.send(.head(head))
+            ex.outgoingHead = nil
+        }
+        if !ex.pending.isEmpty {
+            for part in ex.pending { connection.handler.send(part) }
+            ex.pending.removeAll()
+        }
         if flushLater { upstreamNeedsFlush = true } else { connection.handler.flush() }
         if !channel.isWritable { upstreamWritabilityChanged(channel) }
     }
@@ -601,21 +614,20 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             let upgrade = head.status == .switchingProtocols
             if ex.connection?.handler.lastResponseKeepAlive != true || head.version != .http1_1 { ex.upstreamReusable = false }
             // The upstream's head goes out as received, changed while it is written.
-            var edits = HeaderEdits()
-            edits.keepUpgrade = upgrade
+            responseEdits.reset()
+            responseEdits.keepUpgrade = upgrade
             if let sent = ex.upstreamSent {
-                edits.set("x-envoy-upstream-service-time", String((NIODeadline.now() - sent).nanoseconds / 1_000_000))
+                responseEdits.set("x-envoy-upstream-service-time", String((NIODeadline.now() - sent).nanoseconds / 1_000_000))
             }
-            for ops in ex.responseHeaders { apply(ops, to: &edits) }
+            for ops in ex.responseHeaders { apply(ops, to: &responseEdits) }
             for (k, v) in ex.policyHeaders {
-                if k == "set-cookie" { edits.add(k, v) } else { edits.set(k, v) }
+                if k == "set-cookie" { responseEdits.add(k, v) } else { responseEdits.set(k, v) }
             }
-            if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { edits.set("connection", "close"); closeAfterResponse = true }
+            if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { responseEdits.set("connection", "close"); closeAfterResponse = true }
             let code = head.status.code
             let bodyless = ex.requestHead.method == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
-            var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
-            encoder.responseHead(head, version: ex.requestHead.version, edits: edits, bodyless: bodyless, into: &out)
-            pendingOut = out
+            let version = ex.requestHead.version
+            output.append(context.channel.allocator) { encoder.responseHead(head, version: version, edits: responseEdits, bodyless: bodyless, into: &$0) }
             if encoder.endsWithClose { closeAfterResponse = true }
             if upgrade { flushOutNow(context) }
         case .body(let buffer):

@@ -45,32 +45,27 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
     private var encoder = HTTP1Encoder()
-    private var pendingOut: ByteBuffer?
+    private var output = OutputBuffer()
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     /// Encodes a request part; written by `flush`.
     func send(_ part: UpstreamPart) {
         guard let context else { return }
-        var out = pendingOut ?? context.channel.allocator.buffer(capacity: 1024)
-        switch part {
-        case .head(let outgoing):
-            decoder.expectResponse(to: outgoing.head.method)
-            encoder.requestHead(outgoing.head, uri: outgoing.uri, edits: outgoing.edits, into: &out)
-        case .body(let bytes): encoder.body(bytes, into: &out)
-        case .end(let trailers): encoder.end(trailers, into: &out)
+        output.append(context.channel.allocator) { out in
+            switch part {
+            case .head(let outgoing):
+                decoder.expectResponse(to: outgoing.head.method)
+                encoder.requestHead(outgoing.head, uri: outgoing.uri, edits: outgoing.edits, into: &out)
+            case .body(let bytes): encoder.body(bytes, into: &out)
+            case .end(let trailers): encoder.end(trailers, into: &out)
+            }
         }
-        if out.readableBytes >= 64 * 1024 {
-            context.write(wrapOutboundOut(out), promise: nil)
-            pendingOut = nil
-        } else {
-            pendingOut = out
-        }
+        if output.readableBytes >= 64 * 1024, let out = output.take() { context.write(wrapOutboundOut(out), promise: nil) }
     }
 
     func flush() {
-        guard let context, let out = pendingOut else { return }
-        pendingOut = nil
+        guard let context, let out = output.take() else { return }
         context.writeAndFlush(wrapOutboundOut(out), promise: nil)
     }
 
