@@ -36,26 +36,29 @@ public func hostPort(_ host: String, _ port: UInt16) -> String {
 }
 
 /// Where a cluster's traffic goes and how it is balanced. Immutable; balancing state lives per event loop.
-public struct Cluster: Sendable {
-    public var key: ClusterKey
-    public var endpoints: [Endpoint]
+/// A class: every request holds its cluster, and a reference costs one retain where a copy of this
+/// struct's fields cost one per field.
+public final class Cluster: Sendable {
+    public let key: ClusterKey
+    public let endpoints: [Endpoint]
     /// Resolution NONE / PASSTHROUGH: connect to the client's original destination.
-    public var usesOriginalDestination: Bool
-    public var loadBalancer: LoadBalancerSetting
-    public var connectTimeout: Double
-    public var maxRequestsPerConnection: Int?
-    public var idleTimeout: Double
+    public let usesOriginalDestination: Bool
+    public let loadBalancer: LoadBalancerSetting
+    public let connectTimeout: Double
+    public let maxRequestsPerConnection: Int?
+    public let idleTimeout: Double
     /// TCP relays: closed after this long without traffic (Istio's default: 1 hour).
-    public var tcpIdleTimeout: Double = 3600
-    public var isHTTP: Bool
+    public let tcpIdleTimeout: Double
+    public let isHTTP: Bool
     /// This service's labels for telemetry (destination_service_name / _namespace).
-    public var serviceName: String
-    public var serviceNamespace: String
+    public let serviceName: String
+    public let serviceNamespace: String
     /// Unique within one table (-1: made on the fly, not in a table): per-loop balancers are kept under it.
-    public var id = -1
+    public let id: Int
 
     public init(key: ClusterKey, endpoints: [Endpoint], usesOriginalDestination: Bool, loadBalancer: LoadBalancerSetting, connectTimeout: Double,
-                maxRequestsPerConnection: Int?, idleTimeout: Double, isHTTP: Bool, serviceName: String, serviceNamespace: String) {
+                maxRequestsPerConnection: Int?, idleTimeout: Double, tcpIdleTimeout: Double = 3600, isHTTP: Bool, serviceName: String,
+                serviceNamespace: String, id: Int = -1) {
         self.key = key
         self.endpoints = endpoints
         self.usesOriginalDestination = usesOriginalDestination
@@ -63,9 +66,11 @@ public struct Cluster: Sendable {
         self.connectTimeout = connectTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.idleTimeout = idleTimeout
+        self.tcpIdleTimeout = tcpIdleTimeout
         self.isHTTP = isHTTP
         self.serviceName = serviceName
         self.serviceNamespace = serviceNamespace
+        self.id = id
     }
 }
 

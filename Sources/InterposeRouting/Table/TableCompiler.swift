@@ -39,14 +39,13 @@ public enum TableCompiler {
                     let endpoints = self.endpoints(svc, port: port, subset: subset, resolved: resolved)
                     let isPassthrough = svc.resolution == .none && svc.endpoints.isEmpty || policy.loadBalancer == .passthrough
                     let name = host.split(separator: ".").first.map(String.init) ?? host
-                    var cluster = Cluster(key: key, endpoints: endpoints, usesOriginalDestination: isPassthrough,
-                                            loadBalancer: policy.loadBalancer ?? .leastRequest,
-                                            connectTimeout: policy.connectionPool?.connectTimeout ?? defaultConnectTimeout,
-                                            maxRequestsPerConnection: policy.connectionPool?.maxRequestsPerConnection,
-                                            idleTimeout: policy.connectionPool?.idleTimeout ?? defaultIdleTimeout,
-                                            isHTTP: port.isHTTP, serviceName: name, serviceNamespace: svc.namespace)
-                    if let idle = policy.connectionPool?.tcpIdleTimeout { cluster.tcpIdleTimeout = idle }
-                    cluster.id = clusters.count
+                    let cluster = Cluster(key: key, endpoints: endpoints, usesOriginalDestination: isPassthrough,
+                                          loadBalancer: policy.loadBalancer ?? .leastRequest,
+                                          connectTimeout: policy.connectionPool?.connectTimeout ?? defaultConnectTimeout,
+                                          maxRequestsPerConnection: policy.connectionPool?.maxRequestsPerConnection,
+                                          idleTimeout: policy.connectionPool?.idleTimeout ?? defaultIdleTimeout,
+                                          tcpIdleTimeout: policy.connectionPool?.tcpIdleTimeout ?? 3600,
+                                          isHTTP: port.isHTTP, serviceName: name, serviceNamespace: svc.namespace, id: clusters.count)
                     clusters[key] = cluster
                 }
             }
