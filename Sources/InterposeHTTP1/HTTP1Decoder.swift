@@ -6,7 +6,8 @@ import NIOHTTP1
 public enum HTTP1Part: Sendable {
     case requestHead(HTTPRequestHead)
     case responseHead(HTTPResponseHead)
-    /// A response head left as bytes (a decoder made with `rawResponseHeads`).
+    /// Heads left as bytes (a decoder made with `rawHeads`).
+    case rawRequestHead(RawRequestHead)
     case rawResponseHead(RawResponseHead)
     case body(ByteBuffer)
     case end(HTTPHeaders?)
@@ -49,13 +50,13 @@ public struct HTTP1Decoder {
         case failed
     }
 
-    /// Response heads come as `.rawResponseHead` (their fields are not made into Strings).
-    public let rawResponseHeads: Bool
+    /// Heads come as `.rawRequestHead` / `.rawResponseHead` (their fields are not made into Strings).
+    public let rawHeads: Bool
 
-    public init(kind: Kind, maxHeadSize: Int = 80 * 1024, rawResponseHeads: Bool = false) {
+    public init(kind: Kind, maxHeadSize: Int = 80 * 1024, rawHeads: Bool = false) {
         self.kind = kind
         self.maxHeadSize = maxHeadSize
-        self.rawResponseHeads = rawResponseHeads
+        self.rawHeads = rawHeads
     }
 
     /// Bytes read from the connection.
@@ -186,14 +187,22 @@ public struct HTTP1Decoder {
             let framing: HTTP1HeadScanner.Framing
             switch kind {
             case .request:
-                let parsed = try buffer.withUnsafeReadableBytes { try HTTP1HeadScanner.request(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
-                part = .requestHead(parsed.head)
+                let raw = rawHeads
+                let parsed = try buffer.withUnsafeReadableBytes {
+                    try HTTP1HeadScanner.request(UnsafeRawBufferPointer(rebasing: $0[..<length]), keepFields: !raw)
+                }
+                if raw {
+                    let fields = RawFields(bytes: buffer.getSlice(at: buffer.readerIndex, length: length)!, fieldsStart: parsed.fieldsStart)
+                    part = .rawRequestHead(RawRequestHead(method: parsed.method, uri: parsed.uri, version: parsed.version, fields: fields, facts: parsed.facts))
+                } else {
+                    part = .requestHead(parsed.head)
+                }
                 framing = parsed.framing
                 lastHead = parsed.facts
                 if framing == .untilClose { throw HTTPParserError.invalidContentLength }  // a request cannot run until close
                 afterEnd = parsed.upgrade ? .stopped : .head
             case .response:
-                let raw = rawResponseHeads
+                let raw = rawHeads
                 let parsed = try buffer.withUnsafeReadableBytes {
                     try HTTP1HeadScanner.response(UnsafeRawBufferPointer(rebasing: $0[..<length]), keepFields: !raw)
                 }
@@ -211,8 +220,8 @@ public struct HTTP1Decoder {
                 }
                 if raw {
                     let bytes = buffer.getSlice(at: buffer.readerIndex, length: length)!
-                    part = .rawResponseHead(RawResponseHead(status: parsed.status, version: parsed.version, bytes: bytes,
-                                                            fieldsStart: parsed.fieldsStart))
+                    part = .rawResponseHead(RawResponseHead(status: parsed.status, version: parsed.version,
+                                                            fields: RawFields(bytes: bytes, fieldsStart: parsed.fieldsStart)))
                 } else {
                     part = .responseHead(parsed.head)
                 }

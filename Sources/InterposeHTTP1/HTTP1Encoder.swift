@@ -52,86 +52,39 @@ public struct HTTP1Encoder {
     public mutating func responseHead(_ raw: RawResponseHead, version: HTTPVersion, edits: HeaderEdits?, bodyless: Bool, into out: inout ByteBuffer) {
         out.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         // The status code and reason as received.
-        raw.bytes.withUnsafeReadableBytes { all in
+        raw.fields.bytes.withUnsafeReadableBytes { all in
             var end = 9
-            while end < raw.fieldsStart && all[end] != UInt8(ascii: "\r") && all[end] != UInt8(ascii: "\n") { end += 1 }
+            while end < raw.fields.fieldsStart && all[end] != UInt8(ascii: "\r") && all[end] != UInt8(ascii: "\n") { end += 1 }
             out.writeBytes(UnsafeRawBufferPointer(rebasing: all[9..<end]))
         }
         out.writeStaticString("\r\n")
-        var isChunked = false, framed = false, hasLength = false
-        // Names a Connection field lists are hop-by-hop too; rare beyond keep-alive and close.
-        raw.bytes.withUnsafeReadableBytes { all in
-            var listed: [String] = []
-            if edits?.removeHopByHop == true {
-                RawResponseHead.eachLine(all, raw.fieldsStart) { line, _ in
-                    let (name, value) = RawResponseHead.split(all, line)
-                    guard name.count == 10, FramingFields.nameIs(all, name, "connection") else { return }
-                    FramingFields.tokens(all, value) { t in
-                        if !FramingFields.nameIs(all, t, "keep-alive") && !FramingFields.nameIs(all, t, "close") && !FramingFields.nameIs(all, t, "upgrade") {
-                            listed.append(HTTP1HeadScanner.string(all, t))
-                        }
-                    }
-                }
-            }
-            // Kept lines are copied as they came, consecutive ones in one write.
-            var run: Range<Int>? = nil
-            RawResponseHead.eachLine(all, raw.fieldsStart) { line, withEnd in
-                let (nameRange, valueRange) = RawResponseHead.split(all, line)
-                let name = UnsafeRawBufferPointer(rebasing: all[nameRange])
-                var keep = true
-                if let edits {
-                    if edits.removeHopByHop && HeaderName.isHopByHop(name) && !(edits.keepUpgrade && HeaderName.is(name, "upgrade")) { keep = false }
-                    else if !edits.removed.isEmpty && edits.removed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
-                    else if !listed.isEmpty && listed.contains(where: { HeaderName.equal($0, name) }) { keep = false }
-                }
-                // An HTTP/1.0 client cannot read chunks: the body goes to it as it is, ended by the close.
-                if keep && version == .http1_0 && HeaderName.is(name, "transfer-encoding") { keep = false }
-                if keep {
-                    switch name.count {
-                    case 14 where HeaderName.is(name, "content-length"): framed = true; hasLength = true
-                    case 17 where HeaderName.is(name, "transfer-encoding"):
-                        framed = true
-                        var last: Range<Int> = valueRange.upperBound..<valueRange.upperBound
-                        FramingFields.tokens(all, valueRange) { last = $0 }
-                        isChunked = FramingFields.nameIs(all, last, "chunked")
-                    default: break
-                    }
-                }
-                let bareLF = withEnd.count == line.count + 1 && all[line.upperBound] == UInt8(ascii: "\n")
-                if keep && !bareLF {
-                    run = run.map { $0.lowerBound..<withEnd.upperBound } ?? withEnd
-                } else {
-                    if let r = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: all[r])); run = nil }
-                    if keep {
-                        out.writeBytes(UnsafeRawBufferPointer(rebasing: all[line]))
-                        out.writeStaticString("\r\n")
-                    }
-                }
-            }
-            if let r = run { out.writeBytes(UnsafeRawBufferPointer(rebasing: all[r])) }
-        }
-        if let edits {
-            for (name, value) in edits.added {
-                Self.write(name, value, into: &out)
-                if HeaderName.is(name, "content-length") { framed = true; hasLength = true }
-                if HeaderName.is(name, "transfer-encoding") { framed = true }
-            }
-            if edits.keepUpgrade { out.writeStaticString("connection: upgrade\r\n") }
-        }
-        chunked = isChunked
-        if !bodyless && !isChunked && !framed && version != .http1_0 {
+        // An HTTP/1.0 client cannot read chunks: the body goes to it as it is, ended by the close.
+        let written = raw.fields.write(edits: edits, dropTransferEncoding: version == .http1_0, into: &out)
+        chunked = written.chunked
+        if !bodyless && !written.chunked && !written.framed && version != .http1_0 {
             out.writeStaticString("transfer-encoding: chunked\r\n")
             chunked = true
         }
         if bodyless { chunked = false }
         // Neither a length nor chunks (no length, or a Transfer-Encoding not ending in chunked): the close ends it.
-        endsWithClose = !bodyless && !chunked && !hasLength
+        endsWithClose = !bodyless && !chunked && !written.hasLength
         out.writeStaticString("\r\n")
     }
 
     /// The last response head written leaves its body to be ended by closing the connection (an
     /// HTTP/1.0 client and no Content-Length): the connection must close after it.
     public private(set) var endsWithClose = false
+
+    /// A request head from its received bytes: the request line with `uri` (HTTP/1.1), the fields
+    /// copied as `edits` change them.
+    public mutating func requestHead(_ raw: RawRequestHead, uri: String, edits: HeaderEdits?, into out: inout ByteBuffer) {
+        out.writeString(raw.method.rawValue)
+        out.writeInteger(UInt8(ascii: " "))
+        out.writeString(uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
+        chunked = raw.fields.write(edits: edits, dropTransferEncoding: false, into: &out).chunked
+        out.writeStaticString("\r\n")
+    }
 
     public mutating func body(_ bytes: ByteBuffer, into out: inout ByteBuffer) {
         let n = bytes.readableBytes
@@ -248,9 +201,17 @@ public struct HeaderEdits: Sendable {
 
     /// The value the field will have once written: the last one added, else the received one unless dropped.
     public func value(_ name: String, in headers: HTTPHeaders) -> String? {
+        value(name) { headers.first(name: $0) }
+    }
+
+    public func value(_ name: String, in fields: RawFields) -> String? {
+        value(name) { fields.first($0) }
+    }
+
+    private func value(_ name: String, received: (String) -> String?) -> String? {
         if let a = added.last(where: { HeaderName.equal($0.0, name) }) { return a.1 }
         if removed.contains(where: { HeaderName.equal($0, name) }) { return nil }
-        return headers.first(name: name)
+        return received(name)
     }
 }
 

@@ -33,11 +33,19 @@ enum HTTP1HeadScanner {
     }
 
     struct Request {
-        var head: HTTPRequestHead
+        var method: HTTPMethod
+        var uri: String
+        var version: HTTPVersion
+        /// Empty when the fields were not kept.
+        var fields: [(String, String)]
         var framing: Framing
         var facts: HeadFacts
         /// `Connection: upgrade` with an `Upgrade` header: the bytes after this request are not HTTP/1.
         var upgrade: Bool
+        /// Where the request line ends.
+        var fieldsStart: Int
+        /// The head as NIO's type (allocates its storage: only when the fields were kept).
+        var head: HTTPRequestHead { HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields)) }
     }
 
     struct Response {
@@ -70,14 +78,17 @@ enum HTTP1HeadScanner {
         }
     }
 
-    static func request(_ bytes: UnsafeRawBufferPointer) throws -> Request {
+    /// `keepFields` false: the fields are checked and the ones that matter read, but no Strings are
+    /// made for the others (the head is passed on from its bytes, see RawRequestHead).
+    static func request(_ bytes: UnsafeRawBufferPointer, keepFields: Bool = true) throws -> Request {
         var method = ""
         var uri = ""
         var version = HTTPVersion.http1_1
         var headers: [(String, String)] = []
-        headers.reserveCapacity(16)
+        if keepFields { headers.reserveCapacity(16) }
         var framing = FramingFields()
         var first = true
+        var fieldsStart = 0
         try lines(bytes) { line in
             if first {
                 first = false
@@ -90,15 +101,17 @@ enum HTTP1HeadScanner {
                 version = try parseVersion(bytes, (s2 + 1)..<line.upperBound)
                 method = string(bytes, line.lowerBound..<s1)
                 uri = string(bytes, (s1 + 1)..<s2)
+                fieldsStart = line.upperBound
                 return
             }
-            try field(bytes, line, into: &headers, framing: &framing)
+            try field(bytes, line, into: &headers, framing: &framing, keep: keepFields)
         }
         if first { throw HTTPParserError.invalidURL }
-        let head = HTTPRequestHead(version: version, method: HTTPMethod(rawValue: method), uri: uri, headers: HTTPHeaders(headers))
         guard let chosen = try framing.framing(isRequest: true) else { throw HTTPParserError.invalidTransferEncoding }
-        return Request(head: head, framing: chosen, facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: framing.expectsContinue),
-                       upgrade: framing.connectionUpgrade && framing.hasUpgrade)
+        return Request(method: HTTPMethod(rawValue: method), uri: uri, version: version, fields: headers, framing: chosen,
+                       facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: framing.expectsContinue,
+                                        upgrade: framing.hasUpgrade, expect: framing.hasExpect, forwardedProto: framing.hasForwardedProto, requestID: framing.hasRequestID),
+                       upgrade: framing.connectionUpgrade && framing.hasUpgrade, fieldsStart: fieldsStart)
     }
 
     /// `keepFields` false: the fields are checked and the framing ones read, but no Strings are made
@@ -214,6 +227,13 @@ public struct HeadFacts: Sendable, Equatable {
     public var keepAlive: Bool
     /// `Expect: 100-continue` (requests).
     public var expectsContinue: Bool
+    /// An `Upgrade` field is present.
+    public var upgrade = false
+    /// An `Expect` field is present (any expectation).
+    public var expect = false
+    /// `X-Forwarded-Proto` and `X-Request-Id` are present (requests).
+    public var forwardedProto = false
+    public var requestID = false
 }
 
 /// The header fields that decide a message's framing, noted while the head is read.
@@ -226,6 +246,9 @@ struct FramingFields {
     var connectionKeepAlive = false
     var hasUpgrade = false
     var expectsContinue = false
+    var hasForwardedProto = false
+    var hasExpect = false
+    var hasRequestID = false
 
     /// RFC 9112 9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
     func keepAlive(_ version: HTTPVersion) -> Bool {
@@ -277,9 +300,14 @@ struct FramingFields {
                 }
             }
         case 6 where Self.nameIs(bytes, name, "expect"):
+            hasExpect = true
             if Self.nameIs(bytes, valueRange, "100-continue") { expectsContinue = true }
         case 7 where Self.nameIs(bytes, name, "upgrade"):
             hasUpgrade = true
+        case 17 where Self.nameIs(bytes, name, "x-forwarded-proto"):
+            hasForwardedProto = true
+        case 12 where Self.nameIs(bytes, name, "x-request-id"):
+            hasRequestID = true
         default:
             break
         }

@@ -47,6 +47,8 @@ func summary(_ parts: [HTTP1Part]) -> [String] {
             out.append("\(head.status.code) \(head.status.reasonPhrase)")
         case .rawResponseHead(let head):
             out.append("\(head.status.code) \(head.status.reasonPhrase)")
+        case .rawRequestHead(let head):
+            out.append("\(head.method.rawValue) \(head.uri) \(head.version)")
         case .body(let buffer):
             let text = String(buffer: buffer)
             if let last = out.last, last.hasPrefix("body:") {

@@ -4,7 +4,7 @@ import Testing
 
 @testable import InterposeHTTP1
 
-// Response heads kept as their received bytes (`HTTP1Decoder(kind: .response, rawResponseHeads: true)`),
+// Response heads kept as their received bytes (`HTTP1Decoder(kind: .response, rawHeads: true)`),
 // written to the client with `HTTP1Encoder.responseHead(_ raw:version:edits:bodyless:into:)`, plus
 // `HeaderEdits` and `HeaderName`.
 //
@@ -14,7 +14,7 @@ import Testing
 
 /// Decodes `text` with a raw-head response decoder; `expecting` are the methods of the requests answered.
 private func decodeRaw(_ text: String, splitEvery: Int? = nil, expecting methods: [HTTPMethod] = [.GET]) throws -> [HTTP1Part] {
-    var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+    var decoder = HTTP1Decoder(kind: .response, rawHeads: true)
     for method in methods { decoder.expectResponse(to: method) }
     return try feedAll(Array(text.utf8), into: &decoder, splitEvery: splitEvery)
 }
@@ -150,7 +150,7 @@ struct RawResponseDecoderTests {
     func bodylessStatuses(split: Int?) throws {
         let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
             + "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nRAW"
-        var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+        var decoder = HTTP1Decoder(kind: .response, rawHeads: true)
         for _ in 0..<3 { decoder.expectResponse(to: .GET) }
         let parts = try feedAll(Array(text.utf8), into: &decoder, splitEvery: split)
         #expect(summary(parts) == ["100 Continue", "end", "204 No Content", "end", "304 Not Modified", "end", "101 Switching Protocols", "end"])
@@ -160,7 +160,7 @@ struct RawResponseDecoderTests {
 
     @Test("until close: body until finishAtEOF, which ends it", arguments: rawSplits)
     func untilClose(split: Int?) throws {
-        var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+        var decoder = HTTP1Decoder(kind: .response, rawHeads: true)
         decoder.expectResponse(to: .GET)
         let parts = try feedAll(Array("HTTP/1.1 200 OK\r\nServer: x\r\n\r\nall of this is body".utf8), into: &decoder, splitEvery: split)
         #expect(summary(parts) == ["200 OK", "body:all of this is body"])
@@ -177,7 +177,7 @@ struct RawResponseDecoderTests {
         let text = "HTTP/1.1 200 OK\r\nX-N: 1\r\nContent-Length: 4\r\n\r\nabcd"
             + "HTTP/1.1 201 Created\r\nX-N: 2\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n"
             + "HTTP/1.1 202 Accepted\r\nX-N: 3\r\n\r\nrest"
-        var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+        var decoder = HTTP1Decoder(kind: .response, rawHeads: true)
         for _ in 0..<3 { decoder.expectResponse(to: .GET) }
         let parts = try feedAll(Array(text.utf8), into: &decoder, splitEvery: split)
         guard case .end(nil)? = try decoder.finishAtEOF() else { Issue.record("no end at EOF"); return }
@@ -492,7 +492,7 @@ struct RawResponseEncoderTests {
     @Test("decode raw, encode raw with chunking added, decode again: same status, fields and body", arguments: [nil, 1] as [Int?])
     func roundTrip(split: Int?) throws {
         let upstream = "HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\nX-A: 0\r\n\r\npart one, part two"
-        var up = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+        var up = HTTP1Decoder(kind: .response, rawHeads: true)
         up.expectResponse(to: .GET)
         var parts = try feedAll(Array(upstream.utf8), into: &up, splitEvery: split)
         parts.append(try #require(try up.finishAtEOF()))

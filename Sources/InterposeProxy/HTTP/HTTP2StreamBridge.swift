@@ -65,7 +65,7 @@ final class HTTP2StreamBridge: ChannelDuplexHandler, RemovableChannelHandler {
                     context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
                 case .end(let trailers):
                     context.write(wrapOutboundOut(.end(trailers)), promise: nil)
-                case .requestHead, .rawResponseHead:
+                case .requestHead, .rawRequestHead, .rawResponseHead:
                     break
                 }
             }

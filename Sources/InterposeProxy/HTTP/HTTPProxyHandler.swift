@@ -37,7 +37,18 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// One request in flight.
     final class Exchange {
-        let requestHead: HTTPRequestHead
+        /// The request head as received (its fields read on demand, copied upstream from its bytes).
+        let raw: RawRequestHead
+        /// The request target as routed and forwarded: normalized (`/./admin` is `/admin`).
+        let uri: String
+        var method: HTTPMethod { raw.method }
+        var httpVersion: HTTPVersion { raw.version }
+        /// NIO's head with the normalized target, made only for readers of every field (policy, the access log).
+        lazy var requestHead: HTTPRequestHead = {
+            var head = raw.head
+            head.uri = uri
+            return head
+        }()
         let started = NIODeadline.now()
         var upstreamSent: NIODeadline?
         var cluster: Cluster?
@@ -74,7 +85,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         /// x-ratelimit-* headers for the response of an allowed, rate-limited request, and the
         /// Set-Cookie of a consistent-hash cookie generated for this client.
         var policyHeaders: [(String, String)] = []
-        init(_ head: HTTPRequestHead) { requestHead = head }
+        init(_ raw: RawRequestHead, uri: String) {
+            self.raw = raw
+            self.uri = uri
+        }
     }
 
     /// The original destination's address and port, read once per connection (SocketAddress.ipAddress formats anew on each call).
@@ -100,7 +114,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// Requests are decoded here from the bytes (no codec handlers in the pipeline: one hop per read,
     /// not one per message piece) and answers encoded into one buffer written per flush.
-    private var decoder = HTTP1Decoder(kind: .request)
+    private var decoder = HTTP1Decoder(kind: .request, rawHeads: true)
     private var encoder = HTTP1Encoder()
     private var output = OutputBuffer()
     /// Edits made to each request's and response's head, kept so their lists' storage is reused.
@@ -133,10 +147,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
             guard let part else { break }
             switch part {
-            case .requestHead(let head): handle(.head(head), context: context)
-            case .body(let bytes): handle(.body(bytes), context: context)
-            case .end(let trailers): handle(.end(trailers), context: context)
-            case .responseHead, .rawResponseHead: break
+            case .rawRequestHead(let head):
+                discardingBody = false
+                startRequest(head, context: context)
+            case .body(let bytes): handleBody(bytes)
+            case .end(let trailers): handleEnd(trailers)
+            case .requestHead, .responseHead, .rawResponseHead: break
             }
         }
         if decoder.bufferedBytes > 64 * 1024 && !pausedForPipeline {
@@ -191,24 +207,20 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if let out = output.take() { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
-        case .head(let head):
-            discardingBody = false
-            startRequest(head, context: context)
-        case .body(let buffer):
-            if discardingBody { return }
-            guard let ex = exchange else { return }
-            ex.bytesIn += buffer.readableBytes
-            for m in ex.mirrors { m.send(.body(buffer)) }
-            sendUpstream(.body(buffer), ex)
-        case .end(let trailers):
-            if discardingBody { discardingBody = false; return }
-            guard let ex = exchange else { return }
-            ex.requestEnded = true
-            for m in ex.mirrors { m.send(.end(trailers)) }
-            sendUpstream(.end(trailers), ex)
-        }
+    private func handleBody(_ buffer: ByteBuffer) {
+        if discardingBody { return }
+        guard let ex = exchange else { return }
+        ex.bytesIn += buffer.readableBytes
+        for m in ex.mirrors { m.send(.body(buffer)) }
+        sendUpstream(.body(buffer), ex)
+    }
+
+    private func handleEnd(_ trailers: HTTPHeaders?) {
+        if discardingBody { discardingBody = false; return }
+        guard let ex = exchange else { return }
+        ex.requestEnded = true
+        for m in ex.mirrors { m.send(.end(trailers)) }
+        sendUpstream(.end(trailers), ex)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -254,34 +266,32 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     // MARK: routing
 
-    private func startRequest(_ received: HTTPRequestHead, context: ChannelHandlerContext) {
-        var head = received
+    private func startRequest(_ raw: RawRequestHead, context: ChannelHandlerContext) {
         // Routing and policy must see the path the upstream will: `/./admin` is `/admin`.
-        let target = normalizedRequestTarget(head.uri)
-        if target != head.uri { head.uri = target }
+        let uri = normalizedRequestTarget(raw.uri)
         // One request id for the upstream request, its mirrors and the access log; added as the head is
         // written (the received head is not copied to add it).
-        let generatedID = head.headers.contains(name: "x-request-id") ? nil : env.loop.requestID()
-        debugLog("request \(head.method) \(head.uri) host \(head.headers.first(name: "host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
+        let generatedID = raw.facts.requestID ? nil : env.loop.requestID()
+        debugLog("request \(raw.method) \(uri) host \(raw.fields.first("host") ?? "-") original \(env.originalDestination.map { "\($0)" } ?? "-")")
         let table = env.store.table
-        let authority = head.headers.first(name: "host") ?? originalIP ?? ""
-        let ex = Exchange(head)
+        let authority = raw.fields.first("host") ?? originalIP ?? ""
+        let ex = Exchange(raw, uri: uri)
         ex.generatedRequestID = generatedID
         exchange = ex
         // The closure holds only the exchange (a single reference needs no closure context allocated).
-        let view = RequestView(method: head.method.rawValue, pathAndQuery: head.uri, authority: authority, port: originalPort,
-                               header: { [unowned ex] in ex.requestHead.headers.first(name: $0) })
+        let view = RequestView(method: raw.method.rawValue, pathAndQuery: uri, authority: authority, port: originalPort,
+                               header: { [unowned ex] in ex.raw.fields.first($0) })
         env.lifecycle.begin()
-        if !decoder.lastHead.keepAlive && !env.http2 { closeAfterResponse = true }
-        ex.expectsContinue = decoder.lastHead.expectsContinue
+        if !raw.facts.keepAlive && !env.http2 { closeAfterResponse = true }
+        ex.expectsContinue = raw.facts.expectsContinue
         if env.inbound {
-            startInbound(ex, head, table: table)
+            startInbound(ex, table: table)
             return
         }
         let decision = HTTPRouter(table: table).route(view, originalAddress: originalIP, using: &env.loop.rng, memo: routeMemo)
         if case .forward = decision, ex.expectsContinue {
             // As Envoy: answer 100 Continue here and send the upstream a request without Expect.
-            respond(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
+            respond(.head(HTTPResponseHead(version: ex.httpVersion, status: .continue)), context: context)
             flushOutNow(context)
         }
         switch decision {
@@ -297,7 +307,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         case .passthrough:
             guard let ip = originalIP else { localReply(.noRoute, ex); return }
             let port = originalPort
-            gate(ex, head, service: ip, port: port, cluster: nil, table: table) { [unowned self] in
+            gate(ex, service: ip, port: port, cluster: nil, table: table) { [unowned self] in
                 self.forward(ex, host: ip, port: port, plan: nil, clusterName: "PassthroughCluster", table: table)
             }
         case .forward(let plan):
@@ -307,7 +317,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             let target: (String, UInt16, String?)?
             if plan.cluster.usesOriginalDestination, let ip = originalIP {
                 target = (ip, originalPort, nil)
-            } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, head, ex)) {
+            } else if let ep = env.loop.pick(plan.cluster, generation: table.generation, hash: hashKey(plan.cluster, ex)) {
                 target = (ep.address, ep.port, ep.description)
                 if let v = ep.labels["version"] { ex.version = v }
             } else {
@@ -319,12 +329,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
             // Without policy the request goes on at once (no closure made per request).
             if env.store.policy.isEmpty {
-                startMirrors(plan, head: head, ex: ex, table: table)
+                startMirrors(plan, ex: ex, table: table)
                 forward(ex, host: host, port: port, hostPort: hostPort, plan: plan, clusterName: nil, table: table)
                 return
             }
-            gate(ex, head, service: plan.cluster.key.host, port: plan.cluster.key.port, cluster: plan.cluster, table: table) { [unowned self] in
-                self.startMirrors(plan, head: head, ex: ex, table: table)
+            gate(ex, service: plan.cluster.key.host, port: plan.cluster.key.port, cluster: plan.cluster, table: table) { [unowned self] in
+                self.startMirrors(plan, ex: ex, table: table)
                 // Body parts that arrived while the policy waited for the shared quota go to the mirrors too.
                 for part in ex.pending { for m in ex.mirrors { m.send(part) } }
                 self.forward(ex, host: host, port: port, hostPort: hostPort, plan: plan, clusterName: nil, table: table)
@@ -334,7 +344,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// Inbound: no routing; the request goes to the application on the port the client dialled, from
     /// 127.0.0.6 (::6) so capture lets it pass, after the policy check with the peer as the source.
-    private func startInbound(_ ex: Exchange, _ head: HTTPRequestHead, table: RoutingTable) {
+    private func startInbound(_ ex: Exchange, table: RoutingTable) {
         guard let orig = env.originalDestination, let port = orig.port else { localReply(.noRoute, ex); return }
         let v6 = orig.protocol == .inet6
         let me = table.proxy
@@ -344,11 +354,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                              idleTimeout: TableCompiler.defaultIdleTimeout, isHTTP: true, serviceName: me.workloadName, serviceNamespace: me.namespace)
         if ex.expectsContinue {
             if let context {
-                respond(.head(HTTPResponseHead(version: head.version, status: .continue)), context: context)
+                respond(.head(HTTPResponseHead(version: ex.httpVersion, status: .continue)), context: context)
                 flushOutNow(context)
             }
         }
-        gate(ex, head, service: me.workloadName, port: UInt16(port), cluster: nil, table: table, outbound: false) { [unowned self] in
+        gate(ex, service: me.workloadName, port: UInt16(port), cluster: nil, table: table, outbound: false) { [unowned self] in
             self.forward(ex, host: v6 ? "::1" : "127.0.0.1", port: UInt16(port), plan: nil, clusterName: "inbound|\(port)||", table: table,
                          source: v6 ? "::6" : "127.0.0.6")
         }
@@ -359,11 +369,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     /// Checks the request against policy before it goes upstream, then `proceed`s or answers 403 /
     /// 429 / 503 itself. Usually decided at once; with a Global rate limit the answer comes back
     /// from Redis on this loop, and the client's body waits (reading paused) meanwhile.
-    private func gate(_ ex: Exchange, _ head: HTTPRequestHead, service: String, port: UInt16, cluster: Cluster?, table: RoutingTable,
+    private func gate(_ ex: Exchange, service: String, port: UInt16, cluster: Cluster?, table: RoutingTable,
                       outbound: Bool = true, _ proceed: @escaping () -> Void) {
         let engine = env.store.policy
         if engine.isEmpty { proceed(); return }
-        var attributes = RequestAttributes(head: head, client: env.client, workload: table.proxy, outbound: outbound,
+        var attributes = RequestAttributes(head: ex.requestHead, client: env.client, workload: table.proxy, outbound: outbound,
                                            service: service, port: port, cluster: cluster)
         attributes.originalDestination = env.originalDestination
         switch PolicyGate.check(engine, attributes, env: env) {
@@ -414,15 +424,15 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         }
     }
 
-    private func hashKey(_ cluster: Cluster, _ head: HTTPRequestHead, _ ex: Exchange) -> UInt64? {
+    private func hashKey(_ cluster: Cluster, _ ex: Exchange) -> UInt64? {
         guard case .consistentHash(let key, _, _) = cluster.loadBalancer else { return nil }
         switch key {
-        case .header(let name): return head.headers.first(name: name).map { stableHash64($0) }
+        case .header(let name): return ex.raw.fields.first(name).map { stableHash64($0) }
         case .sourceIP: return env.client?.ipAddress.map { stableHash64($0) }
         case .queryParameter(let name):
-            return RequestView(method: "", pathAndQuery: head.uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name).map { stableHash64($0) }
+            return RequestView(method: "", pathAndQuery: ex.uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name).map { stableHash64($0) }
         case .cookie(let name, let path, let ttl):
-            for c in head.headers["cookie"].flatMap({ $0.split(separator: ";") }) {
+            for c in ex.raw.fields.values("cookie").flatMap({ $0.split(separator: ";") }) {
                 let kv = c.split(separator: "=", maxSplits: 1)
                 if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name { return stableHash64(String(kv[1])) }
             }
@@ -440,24 +450,17 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// The request as it goes upstream: hop-by-hop fields and Expect dropped (100 Continue was answered
     /// here), x-forwarded-proto added, then the route's rewrites and header operations.
-    private func upstreamHead(_ head: HTTPRequestHead, plan: ForwardPlan?, requestID: String?) -> OutgoingHead {
+    private func upstreamHead(_ ex: Exchange, plan: ForwardPlan?, requestID: String?) -> OutgoingHead {
         var edits = requestEdits
         requestEdits = HeaderEdits()  // one reference while it is filled: its storage is reused, not copied
         edits.reset()
         defer { requestEdits = edits }
         if let requestID { edits.add("x-request-id", requestID) }
-        var hasExpect = false, hasProto = false
-        for (name, _) in head.headers {
-            switch name.utf8.count {
-            case 6: if HeaderName.is(name, "expect") { hasExpect = true }
-            case 7: if HeaderName.is(name, "upgrade") { edits.keepUpgrade = true }
-            case 17: if HeaderName.is(name, "x-forwarded-proto") { hasProto = true }
-            default: break
-            }
-        }
-        if hasExpect { edits.remove("expect") }
-        if !hasProto { edits.add("x-forwarded-proto", "http") }
-        var uri = head.uri
+        let facts = ex.raw.facts
+        edits.keepUpgrade = facts.upgrade
+        if facts.expect { edits.remove("expect") }
+        if !facts.forwardedProto { edits.add("x-forwarded-proto", "http") }
+        var uri = ex.uri
         if let plan {
             if plan.rewrite != nil || plan.uriRegexRewrite != nil {
                 let q = uri.firstIndex(of: "?")
@@ -465,7 +468,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                 let query = q.map { String(uri[$0...]) } ?? ""
                 let newPath = rewritePath(path, rewrite: plan.rewrite, regex: plan.uriRegexRewrite, matchedPrefix: plan.matchedPrefix)
                 if newPath != path {
-                    edits.set("x-envoy-original-path", head.uri)
+                    edits.set("x-envoy-original-path", ex.uri)
                     uri = newPath + query
                 }
                 if let a = plan.rewrite?.authority { edits.set("host", a) }
@@ -473,7 +476,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             if plan.changesRequestHeaders { for ops in plan.requestHeaders { apply(ops, to: &edits) } }
             if let t = plan.timeout, t > 0 { edits.set("x-envoy-expected-rq-timeout-ms", "\(Int(t * 1000))") }
         }
-        return OutgoingHead(head: head, uri: uri, edits: edits)
+        return OutgoingHead(raw: ex.raw, uri: uri, edits: edits)
     }
 
     private func apply(_ ops: HeaderOperations, to edits: inout HeaderEdits) {
@@ -489,7 +492,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     private func forward(_ ex: Exchange, host: String, port: UInt16, hostPort: String? = nil, plan: ForwardPlan?, clusterName: String?,
                          table: RoutingTable, source: String? = nil) {
         guard let context else { return }
-        let head = upstreamHead(ex.requestHead, plan: plan, requestID: ex.generatedRequestID)
+        let head = upstreamHead(ex, plan: plan, requestID: ex.generatedRequestID)
         ex.upgrading = head.edits.keepUpgrade
         // Sent first when the connection is ready: body parts may already wait (they arrived while the policy check was pending).
         ex.outgoingHead = head
@@ -581,13 +584,13 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if let context { flushOutNow(context) }
     }
 
-    private func startMirrors(_ plan: ForwardPlan, head: HTTPRequestHead, ex: Exchange, table: RoutingTable) {
+    private func startMirrors(_ plan: ForwardPlan, ex: Exchange, table: RoutingTable) {
         guard let context else { return }
         for (cluster, percent) in plan.mirrors where PercentSampler.sample(percent: percent, using: &env.loop.rng) {
             guard let ep = env.loop.pick(cluster, generation: table.generation, hash: nil) else { continue }
-            var mh = upstreamHead(head, plan: nil, requestID: ex.generatedRequestID)
+            var mh = upstreamHead(ex, plan: nil, requestID: ex.generatedRequestID)
             mh.edits.set("x-envoy-internal", "true")
-            if let suffix = table.proxy.mirrorHostSuffix, let host = mh.edits.value("host", in: head.headers) {
+            if let suffix = table.proxy.mirrorHostSuffix, let host = mh.edits.value("host", in: ex.raw.fields) {
                 // Istio's optional "-shadow" host: reviews:9080 becomes reviews-shadow:9080.
                 let name = normalizeHost(host)
                 let port = host.dropFirst(host.hasPrefix("[") ? (host.firstIndex(of: "]").map { host.distance(from: host.startIndex, to: $0) + 1 } ?? host.count) : name.count)
@@ -625,8 +628,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             }
             if (env.lifecycle.isDraining || closeAfterResponse) && !env.http2 { responseEdits.set("connection", "close"); closeAfterResponse = true }
             let code = head.status.code
-            let bodyless = ex.requestHead.method == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
-            let version = ex.requestHead.version
+            let bodyless = ex.method == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
+            let version = ex.httpVersion
             output.append(context.channel.allocator) { encoder.responseHead(head, version: version, edits: responseEdits, bodyless: bodyless, into: &$0) }
             if encoder.endsWithClose { closeAfterResponse = true }
             if upgrade { flushOutNow(context) }
@@ -678,9 +681,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         if !ex.requestEnded { discardingBody = true }
         ex.requestEnded = true
         let keepAlive = env.http2 || (!closeAfterResponse && !env.lifecycle.isDraining)
-        var head = reply.head(version: ex.requestHead.version, keepAlive: keepAlive)
+        var head = reply.head(version: ex.httpVersion, keepAlive: keepAlive)
         if !reply.flag.isEmpty { head.headers.add(name: "x-envoy-response-flags", value: reply.flag) }
-        respond(.head(head), context: context, requestMethod: ex.requestHead.method)
+        respond(.head(head), context: context, requestMethod: ex.method)
         if !reply.body.isEmpty { respond(.body(.byteBuffer(ByteBuffer(string: reply.body))), context: context) }
         respond(.end(nil), context: context)
         let done = flushOut(context)

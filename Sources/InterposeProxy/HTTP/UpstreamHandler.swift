@@ -24,7 +24,7 @@ extension UpstreamResponseSink {
 /// A request head as received, with what changes on its way upstream: written straight into the
 /// connection's buffer with the changes applied (the received head is not copied).
 struct OutgoingHead {
-    var head: HTTPRequestHead
+    var raw: RawRequestHead
     var uri: String
     var edits: HeaderEdits
 }
@@ -43,7 +43,7 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
     weak var sink: UpstreamResponseSink?
     private var context: ChannelHandlerContext?
-    private var decoder = HTTP1Decoder(kind: .response, rawResponseHeads: true)
+    private var decoder = HTTP1Decoder(kind: .response, rawHeads: true)
     private var encoder = HTTP1Encoder()
     private var output = OutputBuffer()
 
@@ -55,8 +55,8 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         output.append(context.channel.allocator) { out in
             switch part {
             case .head(let outgoing):
-                decoder.expectResponse(to: outgoing.head.method)
-                encoder.requestHead(outgoing.head, uri: outgoing.uri, edits: outgoing.edits, into: &out)
+                decoder.expectResponse(to: outgoing.raw.method)
+                encoder.requestHead(outgoing.raw, uri: outgoing.uri, edits: outgoing.edits, into: &out)
             case .body(let bytes): encoder.body(bytes, into: &out)
             case .end(let trailers): encoder.end(trailers, into: &out)
             }
@@ -92,7 +92,7 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .rawResponseHead(let head): sink.upstreamResponse(.head(head), from: channel)
             case .body(let bytes): sink.upstreamResponse(.body(bytes), from: channel)
             case .end(let trailers): sink.upstreamResponse(.end(trailers), from: channel)
-            case .requestHead, .responseHead: break
+            case .requestHead, .responseHead, .rawRequestHead: break
             }
         }
     }
