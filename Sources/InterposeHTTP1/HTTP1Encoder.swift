@@ -117,7 +117,7 @@ public struct HTTP1Encoder {
             for (name, value) in headers where HeaderName.is(name, "connection") {
                 for token in value.split(separator: ",") {
                     let t = token.trimmingASCIISpaces().lowercased()
-                    if t != "keep-alive" && t != "close" && t != "upgrade" { listed.append(Substring(t)) }
+                    if t != "keep-alive" && t != "close" && t != "upgrade" && !HeaderName.framesMessage(String(t)) { listed.append(Substring(t)) }
                 }
             }
         }
@@ -273,6 +273,17 @@ public enum HeaderName {
         case 7: return `is`(name, "trailer") || `is`(name, "upgrade")
         default: return false
         }
+    }
+
+    /// Content-Length, Transfer-Encoding and Host: fields a Connection header may name but that are
+    /// never dropped for it. Without its framing field a request would lose its body on the way and the
+    /// body would be read upstream as another request (request smuggling).
+    public static func framesMessage(_ name: UnsafeRawBufferPointer) -> Bool {
+        `is`(name, "content-length") || `is`(name, "transfer-encoding") || `is`(name, "host")
+    }
+
+    public static func framesMessage(_ name: String) -> Bool {
+        `is`(name, "content-length") || `is`(name, "transfer-encoding") || `is`(name, "host")
     }
 
     /// RFC 9110 7.6.1 (plus Proxy-Connection).

@@ -107,7 +107,7 @@ enum HTTP1HeadScanner {
             try field(bytes, line, into: &headers, framing: &framing, keep: keepFields)
         }
         if first { throw HTTPParserError.invalidURL }
-        guard let chosen = try framing.framing(isRequest: true) else { throw HTTPParserError.invalidTransferEncoding }
+        guard let chosen = try framing.framing(isRequest: true, version: version) else { throw HTTPParserError.invalidTransferEncoding }
         return Request(method: HTTPMethod(rawValue: method), uri: uri, version: version, fields: headers, framing: chosen,
                        facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: framing.expectsContinue,
                                         upgrade: framing.hasUpgrade, expect: framing.hasExpect, forwardedProto: framing.hasForwardedProto, requestID: framing.hasRequestID),
@@ -148,7 +148,7 @@ enum HTTP1HeadScanner {
             try field(bytes, line, into: &headers, framing: &framing, keep: keepFields)
         }
         if first { throw HTTPParserError.invalidStatus }
-        guard let chosen = try framing.framing(isRequest: false) else { throw HTTPParserError.invalidTransferEncoding }
+        guard let chosen = try framing.framing(isRequest: false, version: version) else { throw HTTPParserError.invalidTransferEncoding }
         return Response(status: status, version: version, fields: headers, framing: chosen,
                         facts: HeadFacts(keepAlive: framing.keepAlive(version), expectsContinue: false), fieldsStart: fieldsStart)
     }
@@ -330,11 +330,13 @@ struct FramingFields {
         }
     }
 
-    /// Nil: a request with a Transfer-Encoding that does not end in chunked (RFC 9112 6.3: 400).
-    func framing(isRequest: Bool) throws -> HTTP1HeadScanner.Framing? {
+    /// Nil: a request with a Transfer-Encoding that does not end in chunked, or any in HTTP/1.0 (RFC 9112 6.1, 6.3: 400).
+    func framing(isRequest: Bool, version: HTTPVersion) throws -> HTTP1HeadScanner.Framing? {
         if transferEncoding {
             // Both: refused rather than guessed (the request-smuggling ambiguity).
             if contentLength != nil { throw HTTPParserError.unexpectedContentLength }
+            // HTTP/1.0 has no transfer codings: such framing is faulty (RFC 9112 6.1); a response runs until close.
+            if version == .http1_0 { return isRequest ? nil : .untilClose }
             if chunkedLast { return .chunked }
             return isRequest ? nil : .untilClose
         }

@@ -105,7 +105,9 @@ public struct RawFields: Sendable {
                     let (name, value) = Self.split(all, line)
                     guard name.count == 10, FramingFields.nameIs(all, name, "connection") else { return }
                     FramingFields.tokens(all, value) { t in
-                        if !FramingFields.nameIs(all, t, "keep-alive") && !FramingFields.nameIs(all, t, "close") && !FramingFields.nameIs(all, t, "upgrade") {
+                        let token = UnsafeRawBufferPointer(rebasing: all[t])
+                        if !HeaderName.is(token, "keep-alive") && !HeaderName.is(token, "close") && !HeaderName.is(token, "upgrade")
+                            && !HeaderName.framesMessage(token) {
                             listed.append(HTTP1HeadScanner.string(all, t))
                         }
                     }
