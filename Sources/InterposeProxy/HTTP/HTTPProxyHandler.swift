@@ -373,7 +373,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
                       outbound: Bool = true, _ proceed: @escaping () -> Void) {
         let engine = env.store.policy
         if engine.isEmpty { proceed(); return }
-        var attributes = RequestAttributes(head: ex.requestHead, client: env.client, workload: table.proxy, outbound: outbound,
+        var attributes = RequestAttributes(raw: ex.raw, uri: ex.uri, client: env.client, workload: table.proxy, outbound: outbound,
                                            service: service, port: port, cluster: cluster)
         attributes.originalDestination = env.originalDestination
         switch PolicyGate.check(engine, attributes, env: env) {

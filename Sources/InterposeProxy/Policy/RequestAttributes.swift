@@ -1,5 +1,6 @@
 import InterposeConfig
 import InterposeFlow
+import InterposeHTTP1
 import InterposePolicy
 import InterposeRouting
 import NIOCore
@@ -9,7 +10,7 @@ import NIOHTTP1
 /// nothing is computed until the policy engine asks for it.
 public struct RequestAttributes: AttributeSource {
     /// Nil for a TCP connection.
-    let head: HTTPRequestHead?
+    let head: PolicyRequestHead?
     let client: SocketAddress?
     let workload: ProxySettings
     /// Outbound: this workload is the source. Inbound: the peer is.
@@ -25,7 +26,18 @@ public struct RequestAttributes: AttributeSource {
     public var connectionSNI: String? { serverName }
 
     public init(head: HTTPRequestHead?, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?, cluster: Cluster?) {
-        self.head = head
+        self.init(request: head.map { .nio($0) }, client: client, workload: workload, outbound: outbound, service: service, port: port, cluster: cluster)
+    }
+
+    /// A request whose head is still in its received bytes (the proxy's request path): fields are
+    /// read when a rule asks for them.
+    init(raw: RawRequestHead, uri: String, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?,
+         cluster: Cluster?) {
+        self.init(request: .raw(raw, uri: uri), client: client, workload: workload, outbound: outbound, service: service, port: port, cluster: cluster)
+    }
+
+    init(request: PolicyRequestHead?, client: SocketAddress?, workload: ProxySettings, outbound: Bool, service: String?, port: UInt16?, cluster: Cluster?) {
+        self.head = request
         self.client = client
         self.workload = workload
         self.outbound = outbound
@@ -56,12 +68,11 @@ public struct RequestAttributes: AttributeSource {
         return String(uri[..<q])
     }
 
-    public var requestMethod: String? { head?.method.rawValue }
-    public var requestHost: String? { head?.headers.first(name: "host") }
+    public var requestMethod: String? { head?.method }
+    public var requestHost: String? { head?.first("host") }
     /// All values of the header, comma-joined as RFC 9110 5.3 allows (a repeated header is one list).
     public func requestHeader(_ lowercasedName: String) -> String? {
-        guard let headers = head?.headers else { return nil }
-        let values = headers[lowercasedName]
+        guard let values = head?.values(lowercasedName) else { return nil }
         return values.count > 1 ? values.joined(separator: ",") : values.first
     }
 
@@ -71,7 +82,42 @@ public struct RequestAttributes: AttributeSource {
         return RequestView(method: "", pathAndQuery: uri, authority: "", port: 0, header: { _ in nil }).queryParameter(name)
     }
 
-    public var isGRPC: Bool { head?.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false }
+    public var isGRPC: Bool { head?.first("content-type")?.hasPrefix("application/grpc") ?? false }
+}
+
+/// The request head policy reads: NIO's (h2c bridge tests, `explain`) or the proxy's raw one.
+enum PolicyRequestHead {
+    case nio(HTTPRequestHead)
+    /// With the target as routed (normalized).
+    case raw(RawRequestHead, uri: String)
+
+    var uri: String {
+        switch self {
+        case .nio(let h): return h.uri
+        case .raw(_, let uri): return uri
+        }
+    }
+
+    var method: String {
+        switch self {
+        case .nio(let h): return h.method.rawValue
+        case .raw(let r, _): return r.method.rawValue
+        }
+    }
+
+    func first(_ name: String) -> String? {
+        switch self {
+        case .nio(let h): return h.headers.first(name: name)
+        case .raw(let r, _): return r.fields.first(name)
+        }
+    }
+
+    func values(_ name: String) -> [String] {
+        switch self {
+        case .nio(let h): return h.headers[name]
+        case .raw(let r, _): return r.fields.values(name)
+        }
+    }
 }
 
 
