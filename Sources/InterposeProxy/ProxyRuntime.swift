@@ -248,6 +248,16 @@ public final class ProxyRuntime: @unchecked Sendable {
         }
     }
 
+    /// After a failed `start`: closes what did start and the event loops, so the process exits with
+    /// its error (and not on the never-completed shutdown promise).
+    public func abandon() {
+        shutdownPromise.succeed(())
+        reloadTimer?.cancel()
+        flowEngine?.stop()
+        for c in listeners + adminChannels { try? c.close().wait() }
+        try? group.syncShutdownGracefully()
+    }
+
     /// Blocks until shutdown completes; returns so the process can exit 0.
     public func wait() throws {
         try shutdownPromise.futureResult.wait()

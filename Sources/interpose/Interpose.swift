@@ -124,6 +124,7 @@ struct Run: ParsableCommand {
         let runtime = ProxyRuntime(options: options, bundle: bundle, log: { printErr("interpose: \($0)") })
         do { try runtime.start() } catch {
             printErr("interpose: cannot start: \(error)")
+            runtime.abandon()
             throw ExitCode(1)
         }
         try runtime.wait()

@@ -186,14 +186,15 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
             case .end(let trailers): encoder.end(trailers, into: &out)
             }
         }
-        if output.readableBytes >= 64 * 1024, let out = output.take() { context.write(wrapOutboundOut(out), promise: nil) }
+        output.writeIfLarge { context.write(wrapOutboundOut($0), promise: nil) }
     }
 
     /// Writes and flushes what `respond` gathered.
     @discardableResult
     private func flushOut(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        if let out = output.take() {
+        let (bytes, _) = output.takeForFlush()
+        if let out = bytes {
             context.writeAndFlush(wrapOutboundOut(out), promise: promise)
         } else {
             context.flush()
@@ -204,7 +205,12 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
 
     /// Flushes what `respond` gathered when nobody waits for the write.
     private func flushOutNow(_ context: ChannelHandlerContext) {
-        if let out = output.take() { context.writeAndFlush(wrapOutboundOut(out), promise: nil) }
+        let (bytes, flush) = output.takeForFlush()
+        if let out = bytes {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        } else if flush {
+            context.flush()
+        }
     }
 
     private func handleBody(_ buffer: ByteBuffer) {

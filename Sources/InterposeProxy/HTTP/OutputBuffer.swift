@@ -6,6 +6,8 @@ import NIOCore
 struct OutputBuffer {
     private var gathered: ByteBuffer?
     private var spare: ByteBuffer?
+    /// Bytes were handed to the channel (a large body piece) and not flushed yet.
+    var written = false
 
     var isEmpty: Bool { gathered == nil }
     var readableBytes: Int { gathered?.readableBytes ?? 0 }
@@ -26,6 +28,26 @@ struct OutputBuffer {
         }
         write(&out)
         gathered = out
+    }
+
+    /// Hands what was gathered to the channel without flushing once it is this large (a body streams
+    /// through in pieces of about this size).
+    static let writeThreshold = 64 * 1024
+
+    /// Writes what was gathered when it has grown past `writeThreshold`; the next flush sends it.
+    mutating func writeIfLarge(_ write: (ByteBuffer) -> Void) {
+        guard readableBytes >= Self.writeThreshold, let out = take() else { return }
+        write(out)
+        written = true
+    }
+
+    /// Everything gathered or written since the last flush, for a flush now: the bytes still to write
+    /// (if any) and whether a flush is needed at all.
+    mutating func takeForFlush() -> (bytes: ByteBuffer?, flush: Bool) {
+        let bytes = take()
+        let flush = bytes != nil || written
+        written = false
+        return (bytes, flush)
     }
 
     /// What was gathered, to write now; its storage is kept for next time.

@@ -61,12 +61,18 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .end(let trailers): encoder.end(trailers, into: &out)
             }
         }
-        if output.readableBytes >= 64 * 1024, let out = output.take() { context.write(wrapOutboundOut(out), promise: nil) }
+        output.writeIfLarge { context.write(wrapOutboundOut($0), promise: nil) }
     }
 
+    /// Sends what `send` gathered, and what it already wrote without flushing (large bodies).
     func flush() {
-        guard let context, let out = output.take() else { return }
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        guard let context else { return }
+        let (bytes, flush) = output.takeForFlush()
+        if let out = bytes {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        } else if flush {
+            context.flush()
+        }
     }
 
     /// Whether the response decoded last lets the connection be reused (version and Connection).
