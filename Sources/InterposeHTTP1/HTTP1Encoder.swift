@@ -13,22 +13,20 @@ public struct HTTP1Encoder {
 
     public init() {}
 
+    /// A head the proxy made or was handed whole (an h2c stream's request, a local reply): written as
+    /// it is. Heads received from a peer are written from their bytes (the `RawRequestHead` and
+    /// `RawResponseHead` forms), where hop-by-hop fields and route edits are applied.
     public mutating func requestHead(_ head: HTTPRequestHead, into out: inout ByteBuffer) {
-        requestHead(head, uri: head.uri, edits: nil, into: &out)
-    }
-
-    /// The request line with `uri`, and the head's fields changed by `edits` (always HTTP/1.1 upstream).
-    public mutating func requestHead(_ head: HTTPRequestHead, uri: String, edits: HeaderEdits?, into out: inout ByteBuffer) {
         out.writeString(head.method.rawValue)
         out.writeInteger(UInt8(ascii: " "))
-        out.writeString(uri)
+        out.writeString(head.uri)
         out.writeStaticString(" HTTP/1.1\r\n")
-        chunked = Self.writeFields(head.headers, edits: edits, into: &out).chunked
+        chunked = Self.writeFields(head.headers, into: &out).chunked
         out.writeStaticString("\r\n")
     }
 
     /// `bodyless`: the response to a HEAD request, or a status without a body (1xx, 204, 304).
-    public mutating func responseHead(_ head: HTTPResponseHead, edits: HeaderEdits? = nil, bodyless: Bool, into out: inout ByteBuffer) {
+    public mutating func responseHead(_ head: HTTPResponseHead, bodyless: Bool, into out: inout ByteBuffer) {
         out.writeStaticString(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         let code = Int(head.status.code)
         out.writeInteger(UInt8(48 + code / 100))
@@ -37,7 +35,7 @@ public struct HTTP1Encoder {
         out.writeInteger(UInt8(ascii: " "))
         out.writeString(head.status.reasonPhrase)
         out.writeStaticString("\r\n")
-        let written = Self.writeFields(head.headers, edits: edits, into: &out)
+        let written = Self.writeFields(head.headers, into: &out)
         chunked = written.chunked
         if !bodyless && !written.chunked && !written.framed && head.version != .http1_0 {
             out.writeStaticString("transfer-encoding: chunked\r\n")
@@ -102,31 +100,16 @@ public struct HTTP1Encoder {
     public mutating func end(_ trailers: HTTPHeaders?, into out: inout ByteBuffer) {
         guard chunked else { return }
         out.writeStaticString("0\r\n")
-        if let trailers { _ = Self.writeFields(trailers, edits: nil, into: &out) }
+        if let trailers { _ = Self.writeFields(trailers, into: &out) }
         out.writeStaticString("\r\n")
         chunked = false
     }
 
-    /// Writes the fields as `edits` change them; says whether they make the body chunked and whether
-    /// they frame it at all (Content-Length or Transfer-Encoding).
-    private static func writeFields(_ headers: HTTPHeaders, edits: HeaderEdits?, into out: inout ByteBuffer) -> (chunked: Bool, framed: Bool) {
+    /// Writes the fields; says whether they make the body chunked and whether they frame it at all
+    /// (Content-Length or Transfer-Encoding).
+    private static func writeFields(_ headers: HTTPHeaders, into out: inout ByteBuffer) -> (chunked: Bool, framed: Bool) {
         var chunked = false, framed = false
-        // Names a Connection field lists are hop-by-hop too (RFC 9110 7.6.1); rare beyond keep-alive and close.
-        var listed: [Substring] = []
-        if edits?.removeHopByHop == true {
-            for (name, value) in headers where HeaderName.is(name, "connection") {
-                for token in value.split(separator: ",") {
-                    let t = token.trimmingASCIISpaces().lowercased()
-                    if t != "keep-alive" && t != "close" && t != "upgrade" && !HeaderName.framesMessage(String(t)) { listed.append(Substring(t)) }
-                }
-            }
-        }
         for (name, value) in headers {
-            if let edits {
-                if edits.removeHopByHop && HeaderName.isHopByHop(name) && !(edits.keepUpgrade && HeaderName.is(name, "upgrade")) { continue }
-                if !edits.removed.isEmpty && edits.removed.contains(where: { HeaderName.equal($0, name) }) { continue }
-                if !listed.isEmpty && listed.contains(where: { HeaderName.equal(String($0), name) }) { continue }
-            }
             write(name, value, into: &out)
             switch name.utf8.count {
             case 14 where HeaderName.is(name, "content-length"): framed = true
@@ -135,13 +118,6 @@ public struct HTTP1Encoder {
                 chunked = value.lowercased().split(separator: ",").last?.trimmingASCIISpaces() == "chunked"
             default: break
             }
-        }
-        if let edits {
-            for (name, value) in edits.added {
-                write(name, value, into: &out)
-                if HeaderName.is(name, "content-length") || HeaderName.is(name, "transfer-encoding") { framed = true }
-            }
-            if edits.keepUpgrade { out.writeStaticString("connection: upgrade\r\n") }
         }
         return (chunked, framed)
     }
@@ -279,10 +255,6 @@ public enum HeaderName {
     /// never dropped for it. Without its framing field a request would lose its body on the way and the
     /// body would be read upstream as another request (request smuggling).
     public static func framesMessage(_ name: UnsafeRawBufferPointer) -> Bool {
-        `is`(name, "content-length") || `is`(name, "transfer-encoding") || `is`(name, "host")
-    }
-
-    public static func framesMessage(_ name: String) -> Bool {
         `is`(name, "content-length") || `is`(name, "transfer-encoding") || `is`(name, "host")
     }
 

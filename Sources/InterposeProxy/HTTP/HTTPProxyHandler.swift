@@ -174,13 +174,13 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
     }
 
     /// Encoded into the pending answer bytes; written by `flushOut`.
-    private func respond(_ part: HTTPServerResponsePart, edits: HeaderEdits? = nil, context: ChannelHandlerContext, requestMethod: HTTPMethod? = nil) {
+    private func respond(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, requestMethod: HTTPMethod? = nil) {
         output.append(context.channel.allocator) { out in
             switch part {
             case .head(let head):
                 let code = head.status.code
                 let bodyless = requestMethod == .HEAD || (code >= 100 && code < 200) || code == 204 || code == 304
-                encoder.responseHead(head, edits: edits, bodyless: bodyless, into: &out)
+                encoder.responseHead(head, bodyless: bodyless, into: &out)
             case .body(.byteBuffer(let bytes)): encoder.body(bytes, into: &out)
             case .body(.fileRegion): break
             case .end(let trailers): encoder.end(trailers, into: &out)
