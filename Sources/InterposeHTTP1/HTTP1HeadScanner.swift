@@ -13,7 +13,6 @@ enum HTTP1HeadScanner {
     }
 
     private static let lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r"), sp = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
-    private static let colon = UInt8(ascii: ":")
 
     /// The length of the head including the empty line that ends it, or nil when it is not all there.
     static func headLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
@@ -61,21 +60,10 @@ enum HTTP1HeadScanner {
         var fieldsStart: Int
     }
 
-    /// The lines of a head: start line, then each field line, without their line ends.
+    /// The lines of a head: start line, then each field line, without their line ends (RawFields'
+    /// line walk from the head's first byte).
     private static func lines(_ bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) throws -> Void) rethrows {
-        var start = 0
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            if bytes[i] == lf {
-                var end = i
-                if end > start && bytes[end - 1] == cr { end -= 1 }
-                if end == start { return }  // the empty line
-                try body(start..<end)
-                start = i + 1
-            }
-            i += 1
-        }
+        try RawFields.eachLine(bytes, 0) { line, _ in try body(line) }
     }
 
     /// `keepFields` false: the fields are checked and the ones that matter read, but no Strings are
@@ -165,18 +153,16 @@ enum HTTP1HeadScanner {
     private static func field(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, into headers: inout [(String, String)], framing: inout FramingFields,
                               keep: Bool = true) throws {
         guard bytes[line.lowerBound] != sp && bytes[line.lowerBound] != tab else { throw HTTPParserError.invalidHeaderToken }  // obs-fold
-        guard let c = firstIndex(of: colon, in: bytes, line), c > line.lowerBound else { throw HTTPParserError.invalidHeaderToken }
-        for i in line.lowerBound..<c where !isTokenByte(bytes[i]) { throw HTTPParserError.invalidHeaderToken }
-        var vs = c + 1, ve = line.upperBound
-        while vs < ve && (bytes[vs] == sp || bytes[vs] == tab) { vs += 1 }
-        while ve > vs && (bytes[ve - 1] == sp || bytes[ve - 1] == tab) { ve -= 1 }
-        for i in vs..<ve {
+        // The same split the raw heads use later; here the name must be a token and the value clean.
+        let (nameRange, valueRange) = RawFields.split(bytes, line)
+        guard nameRange.upperBound < line.upperBound, !nameRange.isEmpty else { throw HTTPParserError.invalidHeaderToken }
+        for i in nameRange where !isTokenByte(bytes[i]) { throw HTTPParserError.invalidHeaderToken }
+        for i in valueRange {
             let b = bytes[i]
             if b == 0 || b == cr || b == lf { throw HTTPParserError.invalidCharactersUsed }
         }
-        let nameRange = line.lowerBound..<c
-        try framing.note(bytes, nameRange, vs..<ve)
-        if keep { headers.append((string(bytes, nameRange), string(bytes, vs..<ve))) }
+        try framing.note(bytes, nameRange, valueRange)
+        if keep { headers.append((string(bytes, nameRange), string(bytes, valueRange))) }
     }
 
     private static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>) throws -> HTTPVersion {
@@ -259,16 +245,7 @@ struct FramingFields {
     /// Compares a field name with a lower-case ASCII name, ignoring case.
     @inline(__always)
     static func nameIs(_ bytes: UnsafeRawBufferPointer, _ r: Range<Int>, _ lower: StaticString) -> Bool {
-        guard r.count == lower.utf8CodeUnitCount else { return false }
-        let p = lower.utf8Start
-        var j = 0
-        for i in r {
-            let b = bytes[i]
-            // Case is folded for letters only.
-            if b != p[j] && !(p[j] >= 0x61 && p[j] <= 0x7a && b | 0x20 == p[j]) { return false }
-            j += 1
-        }
-        return true
+        HeaderName.is(UnsafeRawBufferPointer(rebasing: bytes[r]), lower)
     }
 
     /// Notes a field that bears on framing or the connection, reading its value's bytes in place.

@@ -58,18 +58,19 @@ public struct RawFields: Sendable {
     /// The field lines of a head's bytes, from the end of the start line (`fieldsStart`): each line
     /// without its end, and with it.
     @inline(__always)
-    static func eachLine(_ all: UnsafeRawBufferPointer, _ fieldsStart: Int, _ body: (Range<Int>, Range<Int>) -> Void) {
+    static func eachLine(_ all: UnsafeRawBufferPointer, _ fieldsStart: Int, _ body: (Range<Int>, Range<Int>) throws -> Void) rethrows {
         let n = all.count
         var i = fieldsStart
-        if i < n && all[i] == UInt8(ascii: "\r") { i += 1 }
-        if i < n && all[i] == UInt8(ascii: "\n") { i += 1 }
+        // The start line's end (from 0, the walk begins with the start line itself).
+        if i > 0 && i < n && all[i] == UInt8(ascii: "\r") { i += 1 }
+        if i > 0 && i < n && all[i] == UInt8(ascii: "\n") { i += 1 }
         while i < n {
             var end = i
             while end < n && all[end] != UInt8(ascii: "\n") { end += 1 }
             var lineEnd = end
             if lineEnd > i && all[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
             if lineEnd == i { return }  // the empty line
-            body(i..<lineEnd, i..<min(end + 1, n))
+            try body(i..<lineEnd, i..<min(end + 1, n))
             i = end + 1
         }
     }
