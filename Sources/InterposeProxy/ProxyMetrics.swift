@@ -93,10 +93,6 @@ public final class ProxyMetrics: Sendable {
         }
     }
 
-    public func recordRequest(_ l: RequestLabels, durationMillis: Double, requestBytes: Int, responseBytes: Int) {
-        requestInstruments(l).record(durationMillis: durationMillis, requestBytes: requestBytes, responseBytes: responseBytes)
-    }
-
     final class TCPInstruments: Sendable {
         let opened: Counter, closed: Counter, sent: Counter, received: Counter
         init(_ registry: PrometheusCollectorRegistry, _ labels: [(String, String)]) {

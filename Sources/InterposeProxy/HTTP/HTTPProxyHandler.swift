@@ -469,13 +469,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         var uri = ex.uri
         if let plan {
             if plan.rewrite != nil || plan.uriRegexRewrite != nil {
-                let q = uri.firstIndex(of: "?")
-                let path = q.map { String(uri[..<$0]) } ?? uri
-                let query = q.map { String(uri[$0...]) } ?? ""
-                let newPath = rewritePath(path, rewrite: plan.rewrite, regex: plan.uriRegexRewrite, matchedPrefix: plan.matchedPrefix)
-                if newPath != path {
+                // The plan's own rewrite (it keeps the query).
+                let rewritten = plan.rewrittenPath(ex.uri)
+                if rewritten != ex.uri {
                     edits.set("x-envoy-original-path", ex.uri)
-                    uri = newPath + query
+                    uri = rewritten
                 }
                 if let a = plan.rewrite?.authority { edits.set("host", a) }
             }

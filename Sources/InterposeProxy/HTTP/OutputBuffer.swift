@@ -9,7 +9,6 @@ struct OutputBuffer {
     /// Bytes were handed to the channel (a large body piece) and not flushed yet.
     var written = false
 
-    var isEmpty: Bool { gathered == nil }
     var readableBytes: Int { gathered?.readableBytes ?? 0 }
 
     /// Appends through `write`.
