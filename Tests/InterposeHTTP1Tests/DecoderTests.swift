@@ -549,3 +549,14 @@ struct UpgradeTests {
 extension Optional where Wrapped == HTTP1Part {
     var isNone: Bool { self == nil }
 }
+
+/// A buffer's bytes as text.
+func bytesText(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
+
+/// Body pieces then the end (with trailers) through `encoder`: the bytes written.
+func encodeRest(_ encoder: inout HTTP1Encoder, _ pieces: [String], trailers: HTTPHeaders? = nil) -> String {
+    var out = ByteBuffer()
+    for piece in pieces { encoder.body(ByteBuffer(string: piece), into: &out) }
+    encoder.end(trailers, into: &out)
+    return bytesText(out)
+}

@@ -4,7 +4,6 @@ import Testing
 
 @testable import InterposeHTTP1
 
-private func text(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
 
 @Suite("HTTP1Encoder")
 struct EncoderTests {
@@ -13,7 +12,7 @@ struct EncoderTests {
         var encoder = HTTP1Encoder()
         var out = ByteBuffer()
         encoder.requestHead(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/x", headers: ["host": "a"]), into: &out)
-        #expect(text(out) == "GET /x HTTP/1.1\r\nhost: a\r\n\r\n")
+        #expect(bytesText(out) == "GET /x HTTP/1.1\r\nhost: a\r\n\r\n")
     }
 
     @Test("request head: header order and case kept, every value on its own line")
@@ -24,7 +23,7 @@ struct EncoderTests {
         encoder.requestHead(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/p?q=1", headers: headers), into: &out)
         encoder.body(ByteBuffer(string: "abc"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "POST /p?q=1 HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabc")
+        #expect(bytesText(out) == "POST /p?q=1 HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabc")
     }
 
     @Test("chunked request body: a chunk per body part, 0 CRLF CRLF at the end")
@@ -33,18 +32,18 @@ struct EncoderTests {
         var out = ByteBuffer()
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["transfer-encoding": "chunked"])
         encoder.requestHead(head, into: &out)
-        #expect(text(out) == "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n")
+        #expect(bytesText(out) == "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n")
         out.clear()
         encoder.body(ByteBuffer(string: "hello"), into: &out)
-        #expect(text(out) == "5\r\nhello\r\n")
+        #expect(bytesText(out) == "5\r\nhello\r\n")
         out.clear()
         encoder.body(ByteBuffer(string: "abcdefghijklmnopqrstuvwxyz"), into: &out)
-        #expect(text(out) == "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n")
+        #expect(bytesText(out) == "1a\r\nabcdefghijklmnopqrstuvwxyz\r\n")
         out.clear()
         encoder.body(ByteBuffer(), into: &out)  // an empty part must not write the last chunk
         #expect(out.readableBytes == 0)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "0\r\n\r\n")
+        #expect(bytesText(out) == "0\r\n\r\n")
     }
 
     @Test("chunked end with trailers: trailers before the final CRLF")
@@ -55,7 +54,7 @@ struct EncoderTests {
         out.clear()
         encoder.body(ByteBuffer(string: "hi"), into: &out)
         encoder.end(["x-t": "1", "x-u": "2"], into: &out)
-        #expect(text(out) == "2\r\nhi\r\n0\r\nx-t: 1\r\nx-u: 2\r\n\r\n")
+        #expect(bytesText(out) == "2\r\nhi\r\n0\r\nx-t: 1\r\nx-u: 2\r\n\r\n")
     }
 
     @Test("a response without length for an HTTP/1.1 client gets transfer-encoding: chunked")
@@ -63,11 +62,11 @@ struct EncoderTests {
         var encoder = HTTP1Encoder()
         var out = ByteBuffer()
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["server": "x"]), bodyless: false, into: &out)
-        #expect(text(out) == "HTTP/1.1 200 OK\r\nserver: x\r\ntransfer-encoding: chunked\r\n\r\n")
+        #expect(bytesText(out) == "HTTP/1.1 200 OK\r\nserver: x\r\ntransfer-encoding: chunked\r\n\r\n")
         out.clear()
         encoder.body(ByteBuffer(string: "hello"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "5\r\nhello\r\n0\r\n\r\n")
+        #expect(bytesText(out) == "5\r\nhello\r\n0\r\n\r\n")
     }
 
     @Test("bodyless responses get nothing added and no chunk framing", arguments: [
@@ -80,7 +79,7 @@ struct EncoderTests {
         var out = ByteBuffer()
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: status), bodyless: true, into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == expected)
+        #expect(bytesText(out) == expected)
     }
 
     @Test("the response to HEAD keeps its transfer-encoding header but writes no last chunk")
@@ -89,7 +88,7 @@ struct EncoderTests {
         var out = ByteBuffer()
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["transfer-encoding": "chunked"]), bodyless: true, into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        #expect(bytesText(out) == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
     }
 
     @Test("an HTTP/1.0 response without length: body as it is, nothing at the end")
@@ -99,7 +98,7 @@ struct EncoderTests {
         encoder.responseHead(HTTPResponseHead(version: .http1_0, status: .ok, headers: ["server": "x"]), bodyless: false, into: &out)
         encoder.body(ByteBuffer(string: "raw body"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "HTTP/1.0 200 OK\r\nserver: x\r\n\r\nraw body")
+        #expect(bytesText(out) == "HTTP/1.0 200 OK\r\nserver: x\r\n\r\nraw body")
     }
 
     @Test("a response with Content-Length: body as it is")
@@ -109,7 +108,7 @@ struct EncoderTests {
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: .created, headers: ["Content-Length": "4"]), bodyless: false, into: &out)
         encoder.body(ByteBuffer(string: "done"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
+        #expect(bytesText(out) == "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone")
     }
 
     @Test("status line: HTTP/1.1 404 Not Found")
@@ -117,8 +116,8 @@ struct EncoderTests {
         var encoder = HTTP1Encoder()
         var out = ByteBuffer()
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: .notFound, headers: ["content-length": "0"]), bodyless: false, into: &out)
-        #expect(text(out).hasPrefix("HTTP/1.1 404 Not Found\r\n"))
-        #expect(text(out) == "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+        #expect(bytesText(out).hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(bytesText(out) == "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
     }
 
     @Test("a chunked message then a Content-Length one with the same encoder")
@@ -131,7 +130,7 @@ struct EncoderTests {
         encoder.responseHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "1"]), bodyless: false, into: &out)
         encoder.body(ByteBuffer(string: "b"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(text(out) == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb")
+        #expect(bytesText(out) == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb")
     }
 }
 

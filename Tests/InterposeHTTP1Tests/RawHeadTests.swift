@@ -30,7 +30,6 @@ private func rawHead(of head: String) throws -> RawResponseHead {
     return try #require(rawHead(parts.first), "no raw head decoded from \(head.debugDescription)")
 }
 
-private func string(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
 
 /// Encodes the raw head decoded from `upstream` and returns the bytes written and the encoder (for the body).
 private func encodeRaw(
@@ -40,16 +39,9 @@ private func encodeRaw(
     var encoder = HTTP1Encoder()
     var out = ByteBuffer()
     encoder.responseHead(raw, version: version, edits: edits, bodyless: bodyless, into: &out)
-    return (string(out), encoder)
+    return (bytesText(out), encoder)
 }
 
-/// Body then end through `encoder`.
-private func encodeRest(_ encoder: inout HTTP1Encoder, _ pieces: [String]) -> String {
-    var out = ByteBuffer()
-    for piece in pieces { encoder.body(ByteBuffer(string: piece), into: &out) }
-    encoder.end(nil, into: &out)
-    return string(out)
-}
 
 private func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
     Array(s.utf8).withUnsafeBytes(body)
@@ -155,7 +147,7 @@ struct RawResponseDecoderTests {
         let parts = try feedAll(Array(text.utf8), into: &decoder, splitEvery: split)
         #expect(summary(parts) == ["100 Continue", "end", "204 No Content", "end", "304 Not Modified", "end", "101 Switching Protocols", "end"])
         #expect(decoder.isStopped)
-        #expect(decoder.takeRemainingBytes().map(string) == "RAW")
+        #expect(decoder.takeRemainingBytes().map(bytesText) == "RAW")
     }
 
     @Test("until close: body until finishAtEOF, which ends it", arguments: rawSplits)

@@ -31,7 +31,6 @@ private func rawRequest(of text: String, splitEvery: Int? = nil) throws -> RawRe
     return try #require(rawRequestHead(parts.first), "no raw request head decoded from \(text.debugDescription)")
 }
 
-private func bufferText(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
 
 /// Encodes the raw head decoded from `request` with `uri` and `edits`; the bytes written and the encoder (for the body).
 private func encodeRawRequest(_ request: String, uri: String = "/x", edits: HeaderEdits?) throws -> (String, HTTP1Encoder) {
@@ -39,16 +38,9 @@ private func encodeRawRequest(_ request: String, uri: String = "/x", edits: Head
     var encoder = HTTP1Encoder()
     var out = ByteBuffer()
     encoder.requestHead(raw, uri: uri, edits: edits, into: &out)
-    return (bufferText(out), encoder)
+    return (bytesText(out), encoder)
 }
 
-/// Body pieces then the end through `encoder`.
-private func encodeRequestRest(_ encoder: inout HTTP1Encoder, _ pieces: [String], trailers: HTTPHeaders? = nil) -> String {
-    var out = ByteBuffer()
-    for piece in pieces { encoder.body(ByteBuffer(string: piece), into: &out) }
-    encoder.end(trailers, into: &out)
-    return bufferText(out)
-}
 
 private func trailersOf(_ parts: [HTTP1Part]) -> HTTPHeaders? {
     for case .end(let trailers) in parts { return trailers }
@@ -353,7 +345,7 @@ struct RawRequestFramingTests {
         #expect(raw.fields.first("upgrade") == "websocket")
         let taken = decoder.takeRemainingBytes()
         let rest = try #require(taken)
-        #expect(bufferText(rest) == "\u{0}\u{1}RAW GET / HTTP/1.1\r\n\r\n")
+        #expect(bytesText(rest) == "\u{0}\u{1}RAW GET / HTTP/1.1\r\n\r\n")
     }
 
     @Test("resume after a refused upgrade decodes the next request")
@@ -437,7 +429,7 @@ struct RawRequestEncoderTests {
     func noEdits() throws {
         var (head, encoder) = try encodeRawRequest(Self.plain, uri: "/x", edits: nil)
         #expect(head == "GET /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX-A:  0 \t\r\ncookie: c=1\r\nTE: trailers\r\nCookie: c=2\r\n\r\n")
-        #expect(encodeRequestRest(&encoder, []) == "")
+        #expect(encodeRest(&encoder, []) == "")
     }
 
     @Test("the uri argument is written, not raw.uri; the method as received")
@@ -564,14 +556,14 @@ struct RawRequestEncoderTests {
             let request = "POST /c HTTP/1.1\r\nHost: a\r\n\(line)\r\n\r\n"
             var (head, encoder) = try encodeRawRequest(request, uri: "/c", edits: edits)
             #expect(head == request)
-            #expect(encodeRequestRest(&encoder, ["hello", "", "abcdefghijklmnopqrstuvwxyz"]) == "5\r\nhello\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n")
+            #expect(encodeRest(&encoder, ["hello", "", "abcdefghijklmnopqrstuvwxyz"]) == "5\r\nhello\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n")
         }
     }
 
     @Test("chunked end with trailers: the trailers before the final CRLF")
     func chunkedTrailers() throws {
         var (_, encoder) = try encodeRawRequest("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", edits: nil)
-        #expect(encodeRequestRest(&encoder, ["hi"], trailers: ["x-t": "1"]) == "2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n")
+        #expect(encodeRest(&encoder, ["hi"], trailers: ["x-t": "1"]) == "2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n")
     }
 
     @Test("with Content-Length the body is written as it is and end writes nothing")
@@ -579,7 +571,7 @@ struct RawRequestEncoderTests {
         for edits in [nil, HeaderEdits()] as [HeaderEdits?] {
             var (head, encoder) = try encodeRawRequest("POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\n", uri: "/p", edits: edits)
             #expect(head == "POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\n")
-            #expect(encodeRequestRest(&encoder, ["hel", "lo"]) == "hello")
+            #expect(encodeRest(&encoder, ["hel", "lo"]) == "hello")
         }
     }
 
@@ -593,7 +585,7 @@ struct RawRequestEncoderTests {
         encoder.requestHead(try rawRequest(of: "POST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\n"), uri: "/2", edits: nil, into: &out)
         encoder.body(ByteBuffer(string: "cd"), into: &out)
         encoder.end(nil, into: &out)
-        #expect(bufferText(out) == "POST /1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\ncd")
+        #expect(bytesText(out) == "POST /1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\ncd")
     }
 
     // RFC 9110 7.6.1 has a proxy drop the fields Connection names, but what it sends must still be framed
@@ -625,9 +617,9 @@ struct RawRequestEncoderTests {
         for case .body(let b) in parts { encoder.body(b, into: &wire) }
         encoder.end(trailersOf(parts), into: &wire)
 
-        let upstream = try decode(bufferText(wire))
+        let upstream = try decode(bytesText(wire))
         #expect(summary(upstream) == ["POST /p HTTP/1.1", "body:GET /admin HTTP/1.1\r\nHost: a\r\n\r\n", "end"],
-                "\(testCase.0): upstream received \(bufferText(wire).debugDescription)")
+                "\(testCase.0): upstream received \(bytesText(wire).debugDescription)")
     }
 
     static let bareLF = "GET /lf HTTP/1.1\nHost: a\nX-A: 1\r\nConnection: close\nX-B:  2 \n\n"
@@ -725,7 +717,7 @@ struct RawRequestRoundTripTests {
 
         var upstream = HTTP1Decoder(kind: .request)
         let again = try feedAll(Array(wire.readableBytesView), into: &upstream, splitEvery: split)
-        let head = try #require(requestHead(again.first), "re-decoded \(bufferText(wire).debugDescription)")
+        let head = try #require(requestHead(again.first), "re-decoded \(bytesText(wire).debugDescription)")
         #expect(head.method == raw.method)
         #expect(head.uri == raw.uri)
         #expect(head.version == .http1_1)
@@ -752,7 +744,7 @@ struct RawRequestRoundTripTests {
             default: Issue.record("unexpected part \(part)")
             }
         }
-        let again = try decode(bufferText(wire), splitEvery: split)
+        let again = try decode(bytesText(wire), splitEvery: split)
         #expect(summary(again) == summary(parts))
         let rawHeads = parts.compactMap { rawRequestHead($0) }
         let heads = again.compactMap { requestHead($0) }
