@@ -297,14 +297,11 @@ final class MatchProgram: Sendable {
             let whole = v.withUTF8 { value in matchesAny(set, value) }
             // A header sent several times (or a list value) matches when any element does, as Istio's
             // header matcher does: `x-user: ok` then `x-user: evil` must not slip past a rule on `evil`.
-            guard !whole, attr.kind == .header, v.utf8.contains(UInt8(ascii: ",")) else { return whole }
-            for element in v.split(separator: ",") {
-                var e = element.drop { $0 == " " || $0 == "\t" }
-                while e.last == " " || e.last == "\t" { e = e.dropLast() }
-                var text = String(e)
-                if text.withUTF8({ matchesAny(set, $0) }) { return true }
+            guard !whole, attr.kind == .header else { return whole }
+            return HeaderElements.any(of: v) { element in
+                var text = element
+                return text.withUTF8 { matchesAny(set, $0) }
             }
-            return false
         }
     }
 
@@ -417,4 +414,22 @@ func explanation(of rule: AuthorizationRule) -> String {
         parts.append("when " + rule.when.flatMap { field($0.key, $0.values, $0.notValues) }.joined(separator: " and "))
     }
     return parts.isEmpty ? "{} (everything)" : parts.joined(separator: "; ")
+}
+
+/// The elements of a header sent several times (joined with `,`) or of a list value, without the
+/// white space around them: what both the matcher and the rule index look values up by, so a rule on
+/// `evil` is reached by `x-user: ok` then `x-user: evil`.
+enum HeaderElements {
+    /// Whether `body` holds for one element; a value without a comma is not split (callers have
+    /// already tried it whole).
+    @inline(__always)
+    static func any(of value: String, _ body: (String) -> Bool) -> Bool {
+        guard value.utf8.contains(UInt8(ascii: ",")) else { return false }
+        for element in value.split(separator: ",") {
+            var e = element.drop { $0 == " " || $0 == "\t" }
+            while e.last == " " || e.last == "\t" { e = e.dropLast() }
+            if body(String(e)) { return true }
+        }
+        return false
+    }
 }

@@ -171,8 +171,17 @@ struct CandidateIndex: Sendable {
     func candidates(_ bits: UnsafeMutableBufferPointer<UInt64>, _ a: some AttributeSource, _ cache: inout AttributeCache) {
         for w in 0..<words { bits[w] = always[w] }
         for k in 0..<keyed.count {
-            guard let value = cache.string(keyed[k].attr, a), let rules = keyed[k].rules[value] else { continue }
-            for o in rules { bits[Int(o) / 64] |= 1 << UInt64(o % 64) }
+            guard let value = cache.string(keyed[k].attr, a) else { continue }
+            if let rules = keyed[k].rules[value] {
+                for o in rules { bits[Int(o) / 64] |= 1 << UInt64(o % 64) }
+            }
+            // A repeated header (or list value) is filed under each element, as the matcher reads it.
+            if keyed[k].attr.kind == .header {
+                _ = HeaderElements.any(of: value) { element in
+                    for o in keyed[k].rules[element] ?? [] { bits[Int(o) / 64] |= 1 << UInt64(o % 64) }
+                    return false
+                }
+            }
         }
         if let trie = paths, var path = cache.string(AttrRef(kind: .path, slot: -1), a) {
             path.withUTF8 { p in trie.collect(p) { o in bits[Int(o) / 64] |= 1 << UInt64(o % 64) } }

@@ -30,7 +30,9 @@ struct RuleIndexTests {
         #expect(engine.allow.index?.keyed.count == 3, "x-tenant, request.path and request.query[v] are filed by value")
         let paths = ["/", "/api", "/api/", "/api/v1", "/api/v1/items", "/api/v1/x", "/api/v2/y", "/apix", "/status", "/status/x", "/login",
                      "/a.css", "/internal/z", "/exact", "/users/7/orders", "/users//orders", "/other", ""]
-        let headerSets: [[String: String]] = [[:], ["x-tenant": "acme"], ["x-tenant": "globex"], ["x-tenant": "initech"], ["x-user": "admin"]]
+        // A header sent twice reaches the rules as one comma-joined list: the index must file it by element, as the matcher reads it.
+        let headerSets: [[String: String]] = [[:], ["x-tenant": "acme"], ["x-tenant": "globex"], ["x-tenant": "initech"], ["x-user": "admin"],
+                                              ["x-tenant": "initech, acme"], ["x-tenant": "initech,globex"]]
         var tried = 0
         for path in paths {
             for method in ["GET", "POST", "PUT"] {
