@@ -137,7 +137,7 @@ struct PolicyTests {
         // explain shows the same decision for the same request.
         let explained = t.run(t.app, [Binaries.proxy, "explain", "--config", (p.configFile as NSString).deletingLastPathComponent,
                                       "GET http://reviews:9080/admin/users"]).stdout
-        #expect(explained.contains("policy:") && explained.contains("test/deny-admin") && explained.lowercased().contains("deny"), "\(explained)")
+        #expect(explained.contains("policy:") && explained.contains("test/deny-admin") && explained.contains("decision: deny 403"), "\(explained)")
         // The access log names the policy and rule that decided.
         let log = (try? String(contentsOfFile: p.log, encoding: .utf8)) ?? ""
         #expect(log.split(separator: "\n").contains { $0.contains("\"GET /admin/users HTTP/1.1\" 403 UAEX") && $0.contains("policy=test/deny-admin rule=0") }, "\(log)")

@@ -46,9 +46,15 @@ extension RedisIntegration {
         @Test func sendOnTheEventLoopRunsWithoutAHop() async throws {
             try await withRedis { server, group in
                 let client = RedisClient.forTest(server, on: group.next())
-                let reply = try await client.eventLoop.flatSubmit {
-                    client.send(["SET", "a", "1"]).flatMap { _ in client.send(["GET", "a"]) }
+                // On its loop, send enqueues before it returns (no hop through another task): the
+                // command count has moved by the time send returns.
+                let (before, after) = try await client.eventLoop.submit { () -> (Int, Int) in
+                    let before = client.counters.commands
+                    _ = client.send(["SET", "a", "1"])
+                    return (before, client.counters.commands)
                 }.get()
+                #expect(after == before + 1, "send on the loop enqueued inline")
+                let reply = try await client.eventLoop.flatSubmit { client.send(["GET", "a"]) }.get()
                 #expect(reply == .bulk("1"))
                 try await client.close().get()
             }
