@@ -384,34 +384,34 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         attributes.originalDestination = env.originalDestination
         switch PolicyGate.check(engine, attributes, env: env) {
         case .decided(let verdict):
-            apply(verdict, ex, grpc: attributes.isGRPC, proceed)
+            apply(verdict, ex, proceed)
         case .waiting(let verdict):
             // The client's body waits in the kernel meanwhile.
             _ = context?.channel.setOption(ChannelOptions.autoRead, value: false)
-            let grpc = attributes.isGRPC
             verdict.whenSuccess { [weak self] verdict in
                 guard let self else { return }
                 // Reading resumes whatever became of the request meanwhile, or a keep-alive connection stays paused.
                 _ = self.context?.channel.setOption(ChannelOptions.autoRead, value: true)
                 guard self.exchange === ex, !ex.finished else { return }
-                self.apply(verdict, ex, grpc: grpc, proceed)
+                self.apply(verdict, ex, proceed)
             }
         }
     }
 
-    private func apply(_ verdict: PolicyVerdict, _ ex: Exchange, grpc: Bool, _ proceed: () -> Void) {
+    private func apply(_ verdict: PolicyVerdict, _ ex: Exchange, _ proceed: () -> Void) {
         if verdict.kind != "-", env.accessLog != nil { ex.policyLog = verdict.logFields }
         if verdict.isAllowed {
             ex.policyHeaders += verdict.responseHeaders
             proceed()
         } else {
-            policyReply(verdict, ex, grpc: grpc)
+            policyReply(verdict, ex)
         }
     }
 
     /// 403 `RBAC: access denied`, 429 with retry-after and x-ratelimit-*, 503 when a FailClosed limit
-    /// has no backend; gRPC requests get HTTP 200 with grpc-status (7, 8, 14) instead.
-    private func policyReply(_ v: PolicyVerdict, _ ex: Exchange, grpc: Bool) {
+    /// has no backend; gRPC requests get HTTP 200 with grpc-status (7, 8, 14) instead (the engine gives
+    /// a refusal a gRPC status exactly when the request is gRPC).
+    private func policyReply(_ v: PolicyVerdict, _ ex: Exchange) {
         let status = v.httpStatus ?? 403
         let body = v.responseBody ?? "RBAC: access denied"
         let flag: String
@@ -420,9 +420,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Up
         case .unavailable: flag = "RLSE"
         default: flag = "UAEX"
         }
-        if grpc {
+        if let grpcStatus = v.grpcStatus {
             var reply = LocalReply(status: .ok, flag: flag, body: "",
-                                   extraHeaders: [("grpc-status", "\(v.grpcStatus ?? grpcStatus(forHTTPStatus: status))"), ("grpc-message", body)] + v.responseHeaders)
+                                   extraHeaders: [("grpc-status", "\(grpcStatus)"), ("grpc-message", body)] + v.responseHeaders)
             reply.contentType = "application/grpc"
             localReply(reply, ex)
         } else {
