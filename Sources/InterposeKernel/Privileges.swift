@@ -12,12 +12,17 @@ public enum Privileges {
     /// True when CAP_NET_ADMIN is in the effective set (read from /proc/self/status).
     public static func hasEffective(capability bit: Int) -> Bool {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return isRoot }
-        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
-            guard let v = UInt64(hex, radix: 16) else { return false }
-            return v & (1 << UInt64(bit)) != 0
+        guard let hex = statusField("CapEff", in: status), let v = UInt64(hex, radix: 16) else { return false }
+        return v & (1 << UInt64(bit)) != 0
+    }
+
+    /// The value of one `Name:` line of /proc/self/status, trimmed.
+    static func statusField(_ name: String, in status: String) -> String? {
+        let prefix = name + ":"
+        for line in status.split(separator: "\n") where line.hasPrefix(prefix) {
+            return line.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
         }
-        return false
+        return nil
     }
 
     public static var canAdministerNetwork: Bool { hasEffective(capability: capNetAdmin) }
@@ -35,10 +40,7 @@ extension Privileges {
     /// How many threads this process has (from /proc/self/status).
     public static var threadCount: Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 1 }
-        for line in status.split(separator: "\n") where line.hasPrefix("Threads:") {
-            return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 1
-        }
-        return 1
+        return statusField("Threads", in: status).flatMap { Int($0) } ?? 1
     }
 
     /// Root becomes `uid`/`gid` with no supplementary groups, keeping only the named capabilities in

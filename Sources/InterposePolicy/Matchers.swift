@@ -237,8 +237,6 @@ final class MatchProgram: Sendable {
         rules = Table(b.rules)
     }
 
-    static let empty = ProgramBuilder().build()
-
     func cache(for a: some AttributeSource) -> AttributeCache {
         AttributeCache(isHTTP: a.isHTTP, keys: UnsafeBufferPointer(keys.buffer))
     }
