@@ -18,6 +18,12 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 
+// The header's flag values (what Swift uses) are the kernel's, checked when this file compiles.
+_Static_assert(CINTERPOSE_NFQ_F_FAIL_OPEN == NFQA_CFG_F_FAIL_OPEN, "NFQA_CFG_F_FAIL_OPEN");
+_Static_assert(CINTERPOSE_NFQ_F_CONNTRACK == NFQA_CFG_F_CONNTRACK, "NFQA_CFG_F_CONNTRACK");
+_Static_assert(CINTERPOSE_NFQ_F_GSO == NFQA_CFG_F_GSO, "NFQA_CFG_F_GSO");
+_Static_assert(CINTERPOSE_NFQ_F_UID_GID == NFQA_CFG_F_UID_GID, "NFQA_CFG_F_UID_GID");
+
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif

@@ -1,3 +1,4 @@
+import CInterposeLinux
 /// The kernel side of one NFQUEUE socket, as the read loop needs it. The real one is a netlink
 /// socket (`NetfilterQueueSocket`); tests put a scripted fake behind it to drive acks, stale
 /// verdicts, ENOBUFS, stalls and shutdown.
@@ -23,11 +24,11 @@ public enum QueueConfigMessage: Equatable, Sendable {
     case flags(queue: UInt16, flags: UInt32, mask: UInt32)
 }
 
-/// NFQA_CFG_F_* flags.
+/// NFQA_CFG_F_* flags, from the C shim (whose values are checked against the kernel's header when it compiles).
 public enum QueueFlags {
-    public static let failOpen: UInt32 = 1
-    public static let gso: UInt32 = 4
-    public static let uidGid: UInt32 = 8
+    public static let failOpen = UInt32(CINTERPOSE_NFQ_F_FAIL_OPEN)
+    public static let gso = UInt32(CINTERPOSE_NFQ_F_GSO)
+    public static let uidGid = UInt32(CINTERPOSE_NFQ_F_UID_GID)
 }
 
 public enum QueueReceive: Equatable, Sendable {
