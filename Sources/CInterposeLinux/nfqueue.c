@@ -34,6 +34,8 @@ struct cinterpose_nfq {
     // The verdict for a packet that arrives while a config ack is awaited (before the reader runs).
     uint32_t fallback_mark, mark_mask;
     uint32_t seq;
+    // Where config acks are read (one queue's, only while it is configured; not per thread).
+    char ack_buf[0xffff + 4096];
 };
 
 void *cinterpose_nfq_open(unsigned rcvbuf_bytes, int rcv_timeout_ms, uint32_t fallback_mark, uint32_t mark_mask) {
@@ -138,7 +140,7 @@ int cinterpose_nfq_parse(const void *buf, size_t len, struct cinterpose_nfq_even
 
 int cinterpose_nfq_verdict(void *handle, uint16_t queue, uint32_t id, int accept, int set_mark, uint32_t mark, int batch) {
     struct cinterpose_nfq *h = handle;
-    char buf[MNL_SOCKET_BUFFER_SIZE > 256 ? 256 : MNL_SOCKET_BUFFER_SIZE];
+    char buf[256];
     struct nlmsghdr *nlh = nfq_nlmsg_put(buf, batch ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, queue);
     nfq_nlmsg_verdict_put(nlh, (int)id, accept ? NF_ACCEPT : NF_DROP);
     if (set_mark) nfq_nlmsg_verdict_put_mark(nlh, mark);
@@ -153,20 +155,19 @@ static int send_config(struct cinterpose_nfq *h, struct nlmsghdr *nlh) {
     nlh->nlmsg_flags |= NLM_F_ACK;
     nlh->nlmsg_seq = ++h->seq;
     if (mnl_socket_sendto(h->nl, nlh, nlh->nlmsg_len) < 0) return -errno;
-    static __thread char rbuf[0xffff + 4096];
     struct cinterpose_nfq_event ev;
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > 2000) return -ETIMEDOUT;
-        ssize_t n = recv(h->fd, rbuf, sizeof(rbuf), 0);
+        ssize_t n = recv(h->fd, h->ack_buf, sizeof(h->ack_buf), 0);
         if (n < 0) {
             if (errno == EINTR || errno == ENOBUFS || errno == EAGAIN) continue;
             return -errno;
         }
         int remaining = (int)n;
-        const struct nlmsghdr *m = (const struct nlmsghdr *)rbuf;
+        const struct nlmsghdr *m = (const struct nlmsghdr *)h->ack_buf;
         while (mnl_nlmsg_ok(m, remaining)) {
             if (parse_one(m, &ev)) {
                 if (ev.kind == CINTERPOSE_NFQ_ERROR && ev.seq == nlh->nlmsg_seq) return -ev.error;
