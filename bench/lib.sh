@@ -121,3 +121,17 @@ publish_report() { # report-file name [title]
     doc_section "$DOC" "$2" "$1" "${3:-}"
   fi
 }
+
+# The first lines of a results section: when, the command, what was measured, and the machine
+# (CPU model, CPU count, kernel), then any extra machine facts given as arguments.
+results_header() { # command-line source-note build-note [machine facts...]
+  local command=$1 source=$2 build=$3; shift 3
+  local cpu extra=""
+  cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  [ $# -gt 0 ] && extra="; $*"
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`$command\`"
+  echo "(Interpose: $source; $build)."
+  echo
+  echo "- Machine: $cpu, \`nproc\` $(nproc), kernel \`$(uname -r)\`$extra."
+}
+

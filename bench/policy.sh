@@ -55,9 +55,7 @@ CPU_ADDED=$(awk -v a="$ON_CPU" -v b="$OFF_CPU" 'BEGIN { if (a == "" || b == "" |
 
 RES=$(mktemp)
 {
-  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`sudo bench/policy.sh\` (Interpose $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), release build)."
-  echo
-  echo "- Machine: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), \`nproc\` $(nproc), kernel \`$(uname -r)\`."
+  results_header "sudo bench/policy.sh" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "release build"
   echo "- Check cost: \`interpose-policy-bench micro --rules 100 --limits 10 --iterations $ITER\`, median of $REPEAT runs; ns per \`PolicyEngine.check\`."
   echo "- Throughput: \`bench/run.sh\` with \`BENCH_CONFIGS=\"interpose interpose-policy\"\` (wrk -t1 -c32, the same topology, capture and origin as the main table)."
   echo

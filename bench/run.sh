@@ -410,13 +410,9 @@ label() {
   esac
 }
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 RES="$WORK/results.md"
 {
-  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') with \`$COMMAND_LINE\`"
-  echo "(Interpose: $SOURCE_NOTE; $BUILD_NOTE)."
-  echo
-  echo "- Machine: $CPU_MODEL, \`nproc\` $(nproc), kernel \`$(uname -r)\`."
+  results_header "$COMMAND_LINE" "$SOURCE_NOTE" "$BUILD_NOTE"
   echo "- Load: load average $LOAD_BEFORE before, $LOAD_AFTER after; before the first configuration: $FIRST_QUIET_NOTE; busiest processes then (ps, lifetime %CPU): $TOP_BEFORE. The script waits before each configuration until no Swift build or test runs and the machine is under 25 % busy; \`background CPU %\` is that last 2 s sample."
   if [ "$PIN" = 1 ]; then
     echo "- Pinning: wrk, hey and the nginx origin on CPU $CLIENT_CPU, the proxy on CPU $PROXY_CPU (taskset)."
